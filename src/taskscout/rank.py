@@ -1,0 +1,213 @@
+"""P2: rank a pool's sources for a target task.
+
+``rank`` loads and validates the target, caps it (the ESM-LogME protocol uses at most 1,000 target
+rows), embeds it once, lets the chosen method score every compatible pool entry, excludes sources that
+are near-duplicates of the target, and returns a :class:`Ranking`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from taskscout.data.dedup import overlap_fraction, text_hashes
+from taskscout.data.task import Task
+from taskscout.errors import DataError, PoolError
+from taskscout.pool.store import Pool, PoolEntry, open_pool
+
+DUPLICATE_OVERLAP = 0.5  # a source holding at least half of the target's texts is a duplicate of it
+MIN_TARGET_ROWS = 10
+
+
+@dataclass
+class RankedSource:
+    rank: int
+    source: str
+    score: float
+    language: str
+    task_type: str
+    num_examples: int
+
+
+@dataclass
+class Ranking:
+    """A ranked list of sources for one target, plus what was left out and why."""
+
+    target: str
+    method: str
+    model: str
+    pool: str
+    sources: list[RankedSource]
+    excluded: dict[str, str] = field(default_factory=dict)  # near-duplicates of the target
+    failed: dict[str, str] = field(default_factory=dict)  # entries that could not be scored
+    target_rows: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def top(self, k: int) -> list[RankedSource]:
+        return self.sources[:k]
+
+    def scores(self) -> dict[str, float]:
+        return {s.source: s.score for s in self.sources}
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [vars(s) for s in self.sources],
+            columns=["rank", "source", "score", "language", "task_type", "num_examples"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "method": self.method,
+            "model": self.model,
+            "pool": self.pool,
+            "target_rows": self.target_rows,
+            "ranking": [vars(s) for s in self.sources],
+            "excluded": self.excluded,
+            "failed": self.failed,
+            "timings": self.timings,
+        }
+
+
+def validate_target(task: Task) -> None:
+    """Reject targets no ranking can be computed for, with a message that says what to do."""
+    if len(task) < MIN_TARGET_ROWS:
+        raise DataError(f"target {task.name!r} has {len(task)} rows; at least {MIN_TARGET_ROWS} are needed")
+    if task.is_classification:
+        present = np.unique(task.labels)
+        if len(present) < 2:
+            only = (task.label_names or ["?"])[int(present[0])] if len(present) else "none"
+            raise DataError(
+                f"target {task.name!r} has a single class ({only!r}); a classification target "
+                "needs at least 2 classes"
+            )
+    elif np.any(task.labels.reshape(len(task), -1).std(axis=0) == 0):
+        raise DataError(f"target {task.name!r} has a constant regression label; nothing can be ranked for it")
+
+
+def find_duplicates(
+    task: Task, entries: list[PoolEntry], threshold: float = DUPLICATE_OVERLAP
+) -> dict[str, str]:
+    """Sources whose texts cover at least ``threshold`` of the target's texts (or that are the target)."""
+    target_hashes = text_hashes(task.texts, task.text_pairs)
+    found = {}
+    for entry in entries:
+        if entry.source == task.name:
+            found[entry.source] = "is the target task"
+            continue
+        overlap = overlap_fraction(
+            target_hashes, entry.text_hashes(), float(entry.meta.get("hash_sample_fraction", 1.0))
+        )
+        if overlap >= threshold:
+            found[entry.source] = f"shares {overlap:.0%} of the target's texts"
+    return found
+
+
+def rank(
+    target: str | Path | Task | pd.DataFrame,
+    pool: str | Path | Pool | None = None,
+    *,
+    method: str = "esm-logme",
+    model: str | None = None,
+    top: int | None = None,
+    keep_duplicates: bool = False,
+    max_target_rows: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+    **load_options: Any,
+) -> Ranking:
+    """Rank the pool's sources for ``target`` (a Task, DataFrame, file path, ``catalog:NAME`` or ``hf:ID``).
+
+    Args:
+        pool: pool directory or :class:`Pool`; default: the built-in pool.
+        method: selection method name (see ``taskscout methods``).
+        model: base encoder; default: the one the pool was built with.
+        top: keep only the best ``top`` sources.
+        keep_duplicates: keep sources that are near-duplicates of the target.
+        max_target_rows: stratified cap on target rows (the ESM-LogME protocol uses 1,000).
+        load_options: column choices etc. passed to :func:`taskscout.data.loaders.load_task`.
+    """
+    from taskscout.encode.encoder import Encoder
+    from taskscout.methods import get_method
+    from taskscout.methods.base import Target
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    if isinstance(target, Task):
+        task = target
+    else:
+        from taskscout.data.loaders import load_task
+
+        task = load_task(target, **load_options)
+    validate_target(task)
+    task = task.subsample(max_target_rows, seed=seed)
+    validate_target(task)
+    timings["load_target"] = time.perf_counter() - started
+
+    pool_obj = pool if isinstance(pool, Pool) else open_pool(pool)
+    selector = get_method(method)
+    entries = pool_obj.entries(selector.kind) if selector.kind else pool_obj.entries()
+    if not entries:
+        raise PoolError(
+            f"pool {pool_obj.path} has no {selector.kind or ''} entries; build it with `taskscout pool build`"
+        )
+    if model is None:
+        models = sorted({e.base_model for e in entries})
+        if len(models) > 1:
+            raise PoolError(
+                f"pool {pool_obj.path} holds entries for several base models ({', '.join(models)}); "
+                "pick one with --model"
+            )
+        model = models[0]
+    first = time.perf_counter()
+    pooling = str(entries[0].meta.get("base_model_pooling", "mean"))
+    max_length = int(entries[0].meta.get("base_model_max_length", 128))
+    encoder = Encoder(model, pooling=pooling, max_length=max_length)
+    timings["load_model"] = time.perf_counter() - first
+
+    excluded = {} if keep_duplicates else find_duplicates(task, entries)
+    candidates = [e for e in entries if e.source not in excluded]
+    context = Target(task, encoder)
+    first = time.perf_counter()
+    context.features(progress="embedding target" if progress else False)
+    timings["embed_target"] = time.perf_counter() - first
+    first = time.perf_counter()
+    result = selector.score(context, candidates, progress=progress)
+    timings["score"] = time.perf_counter() - first
+    timings["score_per_source_ms"] = 1000 * timings["score"] / max(1, len(result.scores))
+
+    by_name = {e.source: e for e in candidates}
+    order = sorted(result.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    if top is not None:
+        order = order[:top]
+    ranked = [
+        RankedSource(
+            rank=i + 1,
+            source=name,
+            score=score,
+            language=str(by_name[name].meta.get("language", "")),
+            task_type=str(by_name[name].meta.get("task_type", "")),
+            num_examples=int(by_name[name].meta.get("num_examples", 0)),
+        )
+        for i, (name, score) in enumerate(order)
+    ]
+    timings["total"] = time.perf_counter() - started
+    return Ranking(
+        target=task.name,
+        method=selector.name,
+        model=encoder.name,
+        pool=str(pool_obj.path),
+        sources=ranked,
+        excluded=excluded,
+        failed=result.failed,
+        target_rows=len(task),
+        timings={k: round(v, 4) for k, v in timings.items()},
+    )

@@ -1,0 +1,353 @@
+"""Full fine-tuning of an encoder with a classification or regression head.
+
+Used in two places: P1 of ESM-LogME (fine-tune the base encoder on each source task, then map base
+embeddings to fine-tuned embeddings) and the transfer experiments that produce ground truth (fine-tune
+a source-tuned encoder again on a target). The head sits on the same pooled vector the encoder produces
+for ranking (mean pooling for sentence-transformers models), so what is fine-tuned is what is embedded.
+
+Regression targets are standardised with the training mean and standard deviation (stored with the
+model) so one learning rate suits targets on any scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from taskscout.data.task import Task
+from taskscout.encode.encoder import Encoder, pool_hidden
+from taskscout.encode.models import resolve_model
+from taskscout.errors import TaskscoutError
+from taskscout.io import atomic_dir, sha256_file
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fine-tuning hyper-parameters; defaults follow the ESM-LogME paper (AdamW, lr 2e-5, wd 0.01,
+    batch 32, 3 epochs, linear decay)."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    max_length: int = 128
+    pooling: str = "mean"
+    grad_clip: float = 1.0
+    dropout: float = 0.1
+    seed: int = 0
+    optimizer: str = "AdamW"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class SequenceModel(nn.Module):
+    """Encoder + pooling + dropout + linear head."""
+
+    def __init__(
+        self, encoder: nn.Module, num_outputs: int, pooling: str = "mean", dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(int(encoder.config.hidden_size), num_outputs)
+
+    def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        output = self.encoder(**batch)
+        return pool_hidden(
+            output.last_hidden_state,
+            batch["attention_mask"],
+            self.pooling,
+            getattr(output, "pooler_output", None),
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.dropout(self.pooled(batch)))
+
+
+@dataclass
+class FineTuned:
+    """A fine-tuned encoder with its head, as trained or as loaded from disk."""
+
+    model: SequenceModel
+    tokenizer: Any
+    task_type: str
+    config: TrainConfig
+    label_names: list[str] | None
+    target_mean: np.ndarray | None
+    target_std: np.ndarray | None
+    info: dict[str, Any]
+
+    # ------------------------------------------------------------------ use
+    def encoder(self, *, batch_size: int = 64, cache: bool = False) -> Encoder:
+        """The fine-tuned encoder (without head) with the pooling it was trained with."""
+        return Encoder.from_module(
+            self.model.encoder,
+            self.tokenizer,
+            name=self.info.get("name", "finetuned"),
+            fingerprint=self.info.get("fingerprint", "unsaved"),
+            pooling=self.config.pooling,
+            max_length=self.config.max_length,
+            batch_size=batch_size,
+            cache=cache,
+        )
+
+    def predict(self, task: Task, *, batch_size: int = 64) -> np.ndarray:
+        """Class ids (classification) or targets in the original scale (regression)."""
+        self.model.eval()
+        enc = self.encoder(batch_size=batch_size)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(task), batch_size):
+                stop = start + batch_size
+                batch = enc.tokenize(
+                    task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
+                )
+                outputs.append(self.model(batch).float().numpy())
+        logits = np.concatenate(outputs) if outputs else np.zeros((0, self.model.head.out_features))
+        if self.task_type == "classification":
+            return logits.argmax(axis=1)
+        pred = logits * self.target_std + self.target_mean
+        return pred[:, 0] if task.labels.ndim == 1 else pred
+
+    def evaluate(self, task: Task) -> dict[str, float]:
+        """Accuracy and macro-F1 (classification) or Pearson, Spearman and their mean (regression)."""
+        from taskscout.evaluate.scoring import score_predictions
+
+        return score_predictions(task, self.predict(task))
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write encoder (safetensors), tokenizer, head and metadata atomically into ``directory``."""
+        directory = Path(directory)
+        with atomic_dir(directory) as tmp:
+            self.model.encoder.save_pretrained(tmp / "encoder", safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp / "encoder")
+            save_file(
+                {k: v.contiguous() for k, v in self.model.head.state_dict().items()}, tmp / "head.safetensors"
+            )
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "task_type": self.task_type,
+                "train_config": self.config.to_dict(),
+                "label_names": self.label_names,
+                "target_mean": None if self.target_mean is None else self.target_mean.tolist(),
+                "target_std": None if self.target_std is None else self.target_std.tolist(),
+                "num_outputs": self.model.head.out_features,
+                "info": self.info,
+                "encoder_sha256": sha256_file(tmp / "encoder" / "model.safetensors"),
+            }
+            (tmp / "finetuned.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> FineTuned:
+        from transformers import AutoModel, AutoTokenizer
+
+        directory = Path(directory)
+        meta_path = directory / "finetuned.json"
+        if not meta_path.exists():
+            raise TaskscoutError(f"{directory} is not a fine-tuned taskscout model (no finetuned.json)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        weights = directory / "encoder" / "model.safetensors"
+        if sha256_file(weights) != meta["encoder_sha256"]:
+            raise TaskscoutError(
+                f"fine-tuned model {directory} is corrupt (checksum mismatch); delete it to rebuild"
+            )
+        config = TrainConfig(**meta["train_config"])
+        encoder = AutoModel.from_pretrained(directory / "encoder")
+        model = SequenceModel(encoder, meta["num_outputs"], config.pooling, config.dropout)
+        model.head.load_state_dict(load_file(directory / "head.safetensors"))
+        info = dict(meta["info"])
+        info["fingerprint"] = meta["encoder_sha256"][:16]
+        return cls(
+            model=model.eval(),
+            tokenizer=AutoTokenizer.from_pretrained(directory / "encoder"),
+            task_type=meta["task_type"],
+            config=config,
+            label_names=meta["label_names"],
+            target_mean=None if meta["target_mean"] is None else np.asarray(meta["target_mean"]),
+            target_std=None if meta["target_std"] is None else np.asarray(meta["target_std"]),
+            info=info,
+        )
+
+
+def load_backbone(model: str | nn.Module, tokenizer: Any = None) -> tuple[nn.Module, Any, str]:
+    """An encoder module to start fine-tuning from: a hub id / directory, or a module (+ its tokenizer)."""
+    if isinstance(model, nn.Module):
+        if tokenizer is None:
+            raise TaskscoutError("fine-tuning a model object needs its tokenizer")
+        import copy
+
+        return copy.deepcopy(model), tokenizer, getattr(model.config, "name_or_path", "module")
+    from transformers import AutoModel, AutoTokenizer
+
+    resolved = resolve_model(model)
+    return (
+        AutoModel.from_pretrained(resolved.location),
+        AutoTokenizer.from_pretrained(resolved.location),
+        resolved.name,
+    )
+
+
+def finetune(
+    task: Task,
+    base: str | nn.Module,
+    config: TrainConfig | None = None,
+    *,
+    tokenizer: Any = None,
+    progress: bool | str = False,
+    info: dict[str, Any] | None = None,
+) -> FineTuned:
+    """Fine-tune ``base`` (hub id, directory, or module with ``tokenizer``) on ``task``; all weights train."""
+    config = config or TrainConfig()
+    if len(task) == 0:
+        raise TaskscoutError(f"task {task.name!r} has no rows to fine-tune on")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    encoder, tokenizer, base_name = load_backbone(base, tokenizer)
+    classification = task.is_classification
+    num_outputs = task.num_classes
+    model = SequenceModel(encoder, num_outputs, config.pooling, config.dropout)
+    target_mean = target_std = None
+    if classification:
+        targets = torch.as_tensor(task.labels, dtype=torch.long)
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+    else:
+        labels = task.labels.reshape(len(task), -1)
+        target_mean = labels.mean(axis=0)
+        target_std = np.where(labels.std(axis=0) > 0, labels.std(axis=0), 1.0)
+        targets = torch.as_tensor((labels - target_mean) / target_std, dtype=torch.float32)
+        loss_fn = nn.MSELoss()
+
+    steps_per_epoch = math.ceil(len(task) / config.batch_size)
+    total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
+    warmup = int(config.warmup_ratio * total_steps)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (
+            (step + 1) / max(1, warmup)
+            if step < warmup
+            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        ),
+    )
+    helper = Encoder.from_module(
+        encoder, tokenizer, name=base_name, fingerprint="train", max_length=config.max_length, cache=False
+    )
+    model.train()
+    started = time.perf_counter()
+    desc = progress if isinstance(progress, str) else f"fine-tuning on {task.name}"
+    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, leave=False)
+    step = 0
+    losses: list[float] = []
+    while step < total_steps:
+        order = rng.permutation(len(task))
+        for start in range(0, len(task), config.batch_size):
+            if step >= total_steps:
+                break
+            idx = order[start : start + config.batch_size]
+            batch = helper.tokenize(
+                [task.texts[i] for i in idx],
+                None if task.text_pairs is None else [task.text_pairs[i] for i in idx],
+            )
+            loss = loss_fn(model(batch), targets[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+    bar.close()
+    model.eval()
+    meta = {
+        "name": f"{base_name}+{task.name}",
+        "base_model": base_name,
+        "task": task.name,
+        "num_examples": len(task),
+        "task_fingerprint": task.fingerprint(),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "steps": total_steps,
+        "final_loss": float(np.mean(losses[-10:])) if losses else None,
+        "losses": [round(x, 5) for x in losses[:: max(1, len(losses) // 200)]],
+        "torch_version": torch.__version__,
+    }
+    meta.update(info or {})
+    return FineTuned(
+        model=model,
+        tokenizer=tokenizer,
+        task_type=task.task_type,
+        config=config,
+        label_names=task.label_names if classification else None,
+        target_mean=target_mean,
+        target_std=target_std,
+        info=meta,
+    )
+
+
+def finetuned_model_dir(task: Task, base: str, config: TrainConfig) -> Path:
+    """Where the model fine-tuned from ``base`` on ``task`` with ``config`` is cached.
+
+    The key covers the exact base weights, the exact rows and labels, and every hyper-parameter, so a
+    cached model is reused exactly when retraining would reproduce it.
+    """
+    import hashlib
+
+    from taskscout import paths
+
+    resolved = resolve_model(base)
+    key = hashlib.sha256(
+        json.dumps([resolved.fingerprint, task.fingerprint(), config.to_dict()], sort_keys=True).encode()
+    ).hexdigest()[:12]
+    return paths.subdir("models") / f"{task.name}-{key}"
+
+
+def load_or_finetune(
+    task: Task,
+    base: str,
+    config: TrainConfig | None = None,
+    *,
+    progress: bool | str = False,
+    info: dict[str, Any] | None = None,
+) -> FineTuned:
+    """The cached fine-tuned model for (base, task, config), training and saving it if needed."""
+    config = config or TrainConfig()
+    directory = finetuned_model_dir(task, base, config)
+    if (directory / "finetuned.json").exists():
+        try:
+            return FineTuned.from_pretrained(directory)
+        except TaskscoutError:
+            shutil.rmtree(directory, ignore_errors=True)  # corrupt cache entry: retrain below
+    model = finetune(task, base, config, progress=progress, info=info)
+    model.save_pretrained(directory)
+    model.info["fingerprint"] = sha256_file(directory / "encoder" / "model.safetensors")[:16]
+    return model
