@@ -29,10 +29,14 @@ err_console = Console(stderr=True)
 
 # Sub-command groups register themselves on import.
 from taskscout.cli import data as _data  # noqa: E402
+from taskscout.cli import evaluate as _evaluate  # noqa: E402
 from taskscout.cli import pool as _pool  # noqa: E402
 
 app.add_typer(_data.app, name="data")
 app.add_typer(_pool.app, name="pool")
+app.command()(_evaluate.transfer)
+app.command()(_evaluate.evaluate)
+app.command()(_evaluate.bench)
 
 DEFAULT_TARGET = "catalog:debates2016_party"
 

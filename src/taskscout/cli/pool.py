@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -64,7 +65,6 @@ def build(
     from taskscout.encode.models import DEFAULT_MODEL
     from taskscout.pool.build import BuildConfig, BuildResult, build_pool
     from taskscout.pool.store import Pool, user_pool_path
-    from taskscout.train.finetune import TrainConfig
 
     names = list(tasks or [])
     if all_catalog:
@@ -89,7 +89,7 @@ def build(
         max_train_rows=max_train_rows,
         max_fit_texts=max_fit_texts,
         esm_fit=esm_fit,
-        train=TrainConfig(epochs=epochs),
+        train=dataclasses.replace(_DEFAULTS.train, epochs=epochs),
     )
     console.print(f"building {len(names)} sources into {target.path}")
 

@@ -149,8 +149,8 @@ class EmbeddingSpaceMap:
     """A fitted linear ESM: ``transform(x) = x @ weight.T + bias``."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, config: ESMConfig | None = None) -> None:
-        self.weight = np.asarray(weight)
-        self.bias = np.asarray(bias)
+        self.weight = np.ascontiguousarray(weight)
+        self.bias = np.ascontiguousarray(bias)
         if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
             raise TaskscoutError(
                 f"ESM weight {self.weight.shape} and bias {self.bias.shape} do not fit together"
@@ -216,7 +216,12 @@ class EmbeddingSpaceMap:
         np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
         with atomic_dir(directory) as tmp:
             save_file(
-                {"weight": self.weight.astype(np_dtype), "bias": self.bias.astype(np_dtype)},
+                # safetensors writes the raw buffer: a transposed (Fortran-ordered) view would be saved
+                # transposed, so force C order.
+                {
+                    "weight": np.ascontiguousarray(self.weight, dtype=np_dtype),
+                    "bias": np.ascontiguousarray(self.bias, dtype=np_dtype),
+                },
                 str(tmp / ESM_WEIGHTS),
                 metadata={"format": ESM_FORMAT},
             )

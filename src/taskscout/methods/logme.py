@@ -63,10 +63,10 @@ An Embedding Space Map maps the target's base embeddings ``F`` to ``F' = F W^T +
 projections of ``F'^T y``. :func:`target_statistics` computes once per target a QR factorisation
 ``[F_1, Y] -> F_1 = Q R``, ``q = Q^T Y`` (so ``G = F_1^T F_1 = R^T R`` and ``F_1^T Y = R^T q``). For each
 ESM, ``B = R W'^T`` (``r x D_out`` with ``r = min(N, D + 1)``) satisfies ``F' = Q B``: the eigenvalues of
-``B^T B = W' G W'^T`` (or of ``B B^T`` when ``r < D_out``) are those of ``F'^T F'`` and ``x = U^T q``. The cost
-per ESM is ``O(D^3)`` whatever ``N``, and no ``N x D`` matrix is ever formed per ESM. Working from the
-triangular factor instead of ``G`` keeps the accuracy of forming ``F'`` directly (``logme(F W^T + b)``
-agrees to about ``1e-10`` relative).
+``B^T B = W' G W'^T`` (or of ``B B^T`` when ``r < D_out``) are those of ``F'^T F'`` and ``x = U^T q``.
+The cost per ESM is ``O(D^3)`` whatever ``N``, and no ``N x D`` matrix is ever formed per ESM. Working
+from the triangular factor instead of ``G`` keeps the accuracy of forming ``F'`` directly
+(``logme(F W^T + b)`` agrees to about ``1e-10`` relative).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ RESIDUAL_RTOL = 1e-12
 _GRID_STEP = 0.5  # grid spacing in t = log(lambda / sigma_max)
 _T_MAX = 25.0  # above e^25 sigma_max, f is within ~1e-10 per row of its lambda -> inf limit
 _T_MIN = -200.0  # hard floor for the grid (never reached for sane inputs)
-_GRID_BLOCK = 1 << 20  # elements per block when evaluating the grid (bounds memory to ~8 MB per array)
+_GRID_BLOCK = 1 << 17  # elements per block when evaluating the grid (bounds memory to ~1 MB per array)
 _NEWTON_TOL = 1e-10
 _NEWTON_MAX_ITER = 100
 _N_REFINE = 2  # local maxima of the grid refined per column
@@ -324,8 +324,8 @@ def _max_evidence(sigma: np.ndarray, x_sq: np.ndarray, y_sq: np.ndarray, n: int)
 
     # 2. refine the best local maxima of the grid
     g_count = grid.size
-    left = np.concatenate([np.full(f_grid.shape[:2] + (1,), -np.inf), f_grid[..., :-1]], axis=-1)
-    right = np.concatenate([f_grid[..., 1:], np.full(f_grid.shape[:2] + (1,), -np.inf)], axis=-1)
+    left = np.concatenate([np.full((*f_grid.shape[:2], 1), -np.inf), f_grid[..., :-1]], axis=-1)
+    right = np.concatenate([f_grid[..., 1:], np.full((*f_grid.shape[:2], 1), -np.inf)], axis=-1)
     peaks = np.where((f_grid >= left) & (f_grid >= right), f_grid, -np.inf)
     n_peaks = int(np.isfinite(peaks).sum(axis=-1).max())
     k_ref = max(1, min(_N_REFINE, n_peaks, g_count))
@@ -333,8 +333,12 @@ def _max_evidence(sigma: np.ndarray, x_sq: np.ndarray, y_sq: np.ndarray, n: int)
     t0 = grid[idx]
     lo = grid[np.maximum(idx - 1, 0)]
     hi = grid[np.minimum(idx + 1, g_count - 1)]
-    t_ref = _newton(t0, lo, hi, sig, xs, r0, n)
-    (f_ref,) = _profile_at(t_ref, sig, xs, r0, n, derivatives=False)
+    f_ref = np.empty(t0.shape)
+    rows = max(1, _GRID_BLOCK // max(1, t0[0].size * sig.shape[1]))  # bound the (rows, C, K, P) temporaries
+    for s0 in range(0, s_count, rows):
+        part = slice(s0, s0 + rows)
+        t_ref = _newton(t0[part], lo[part], hi[part], sig[part], xs[part], r0[part], n)
+        (f_ref[part],) = _profile_at(t_ref, sig[part], xs[part], r0[part], n, derivatives=False)
     best = np.maximum(best, np.nan_to_num(f_ref, nan=-np.inf).max(axis=-1))
 
     # 3. the two limits
@@ -493,21 +497,30 @@ def _esm_spectrum(r: np.ndarray, q: np.ndarray, w_aug: np.ndarray) -> tuple[np.n
     return sigma, (x * x).T
 
 
-def _esm_chunk(stats: TargetStatistics, w_aug: np.ndarray) -> np.ndarray:
-    """ESM-LogME for one chunk of augmented maps ``(s, D_out, D + 1)``; NaN for maps that cannot be scored."""
-    s_count, p = w_aug.shape[0], min(stats.factor.shape[0], w_aug.shape[1])
+def _esm_chunk(stats: TargetStatistics, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """ESM-LogME for one chunk of maps; NaN for maps that cannot be scored (non-finite, eigensolver failure).
+
+    Maps are converted to float64 one at a time, so the memory held is ``O(D^2 + chunk x C x D)``.
+    """
+    s_count, d_out, d_in = weights.shape
+    p = min(stats.factor.shape[0], d_out)
     sigma = np.zeros((s_count, p))
     x_sq = np.zeros((s_count, stats.num_columns, p))
-    ok = np.isfinite(w_aug).all(axis=(1, 2))
-    for i in np.flatnonzero(ok):
+    ok = np.zeros(s_count, dtype=bool)
+    w_aug = np.empty((d_out, d_in + 1))
+    for i in range(s_count):
+        w_aug[:, :d_in] = weights[i]
+        w_aug[:, d_in] = biases[i]
+        if not np.isfinite(w_aug).all():
+            continue
         try:
-            sigma[i], x_sq[i] = _esm_spectrum(stats.factor, stats.projection, w_aug[i])
+            sigma[i], x_sq[i] = _esm_spectrum(stats.factor, stats.projection, w_aug)
         except np.linalg.LinAlgError:
-            ok[i] = False
+            continue
+        ok[i] = True
     out = np.full(s_count, np.nan)
     if ok.any():
-        per_col = _max_evidence(sigma[ok], x_sq[ok], stats.y_sq, stats.n)
-        out[ok] = per_col.mean(axis=-1)
+        out[ok] = _max_evidence(sigma[ok], x_sq[ok], stats.y_sq, stats.n).mean(axis=-1)
     return out
 
 
@@ -521,6 +534,14 @@ def _single_threaded_blas() -> Iterator[None]:
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, not the host's count, inside containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _threads_available() -> bool:
@@ -550,8 +571,8 @@ def esm_logme_from_statistics(
         weights: ``(S, D_out, D)`` map weights (fp16/fp32/fp64; computed in float64).
         biases: ``(S, D_out)`` map biases, or ``None`` for maps without bias.
         batch_size: ESMs whose evidence maximisation is vectorised together.
-        n_threads: threads that score ESMs in parallel (BLAS is then single-threaded); default: the number
-            of CPUs, capped at the number of chunks.
+        n_threads: threads that score ESMs in parallel (BLAS is then single-threaded); default: the CPUs
+            available to this process. ``1`` runs serially with multi-threaded BLAS.
 
     Returns:
         ``(S,)`` float64 scores; NaN for a map with non-finite parameters or a failed eigensolver.
@@ -575,17 +596,13 @@ def esm_logme_from_statistics(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if s_count == 0:
         return np.zeros(0)
-    threads = n_threads if n_threads is not None else (os.cpu_count() or 1)
+    threads = n_threads if n_threads is not None else _available_cpus()
     threads = max(1, min(threads, s_count)) if _threads_available() else 1
     chunk = max(1, min(batch_size, -(-s_count // threads)))
     starts = range(0, s_count, chunk)
 
     def run(start: int) -> np.ndarray:
-        stop = min(start + chunk, s_count)
-        w_aug = np.concatenate(
-            [w[start:stop].astype(np.float64), bias[start:stop, :, None].astype(np.float64)], axis=2
-        )
-        return _esm_chunk(stats, w_aug)
+        return _esm_chunk(stats, w[start : start + chunk], bias[start : start + chunk])
 
     if threads == 1:
         parts = [run(start) for start in starts]

@@ -1,0 +1,180 @@
+"""``taskscout transfer | evaluate | bench``: ground truth and how well rankings agree with it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+ProtocolOpt = Annotated[str, typer.Option(help="Transfer protocol name.")]
+GroundTruthOpt = Annotated[
+    Path | None, typer.Option(help="Ground-truth JSON (default: the one shipped for the protocol).")
+]
+PoolOpt = Annotated[Path | None, typer.Option(help="Pool directory (default: the built-in pool).")]
+
+
+def transfer(
+    sources: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Source task (repeatable).")
+    ] = None,
+    targets: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="Target task (repeatable).")
+    ] = None,
+    benchmark: Annotated[
+        bool, typer.Option(help="Use the standard benchmark's sources and targets.")
+    ] = False,
+    protocol: ProtocolOpt = "small-v1",
+    db: Annotated[Path | None, typer.Option(help="SQLite results file (default: $TASKSCOUT_HOME).")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the aggregated ground-truth JSON here after.")
+    ] = None,
+    limit_minutes: Annotated[
+        float | None, typer.Option(help="Stop starting new runs after this long.")
+    ] = None,
+) -> None:
+    """Run real intermediate-task transfer experiments (resumable; finished runs are skipped)."""
+    from taskscout.evaluate.benchmark import (
+        BENCHMARK_TARGETS,
+        benchmark_sources,
+        catalog_loader,
+        duplicate_checker,
+    )
+    from taskscout.evaluate.transfer import BASELINE, ResultStore, get_protocol, run_transfer
+
+    chosen = get_protocol(protocol)
+    if benchmark:
+        sources = list(sources or []) or benchmark_sources()
+        targets = list(targets or []) or list(BENCHMARK_TARGETS)
+    if not sources or not targets:
+        raise typer.BadParameter("give --source and --target tasks, or --benchmark")
+    sources = [s.removeprefix("catalog:") for s in sources]
+    targets = [t.removeprefix("catalog:") for t in targets]
+    store = ResultStore(db)
+    load = catalog_loader()
+    deadline = None if limit_minutes is None else time.monotonic() + 60 * limit_minutes
+    started = time.monotonic()
+
+    class _Deadline(Exception):
+        pass
+
+    def report(run, metrics, seconds, done, total) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done)
+        name = run.source if run.source != BASELINE else "(no transfer)"
+        console.print(
+            f"[{done}/{total}] {name} -> {run.target} seed {run.seed}: {metrics['main']:.4f} "
+            f"({seconds:.0f} s; ETA {eta / 60:.0f} min)",
+            highlight=False,
+        )
+        if deadline is not None and time.monotonic() > deadline:
+            raise _Deadline
+
+    try:
+        count = run_transfer(
+            sources, targets, chosen, store, load, is_duplicate=duplicate_checker(load), on_run=report
+        )
+        console.print(f"{count} runs done; results in {store.path}")
+    except _Deadline:
+        console.print(f"time limit reached; finished runs are in {store.path}, rerun to continue")
+    if export:
+        write_ground_truth(store, chosen, export, sources, targets)
+
+
+def write_ground_truth(store, protocol, path: Path, sources: list[str], targets: list[str]) -> None:
+    import json
+
+    from taskscout.evaluate.groundtruth import GroundTruth
+    from taskscout.evaluate.transfer import aggregate_runs, significant_sources
+
+    frame = store.frame(protocol)
+    frame = frame[frame["target"].isin(targets) & (frame["source"].isin(sources) | (frame["source"] == ""))]
+    records = aggregate_runs(frame)
+    versions = json.loads(frame["versions"].iloc[0]) if len(frame) else {}
+    GroundTruth(
+        protocol={"name": protocol.name, "hash": protocol.hash(), **protocol.to_dict()},
+        records=records,
+        meta={
+            "regenerate": "taskscout transfer --benchmark --export " + str(path),
+            "versions": versions,
+            "runs": len(frame),
+            "compute_seconds": round(float(frame["seconds"].sum()), 1),
+            "significance": significant_sources(records).to_dict(orient="records"),
+        },
+    ).save(path)
+    console.print(f"wrote {path} ({len(records)} source-target pairs from {len(frame)} runs)")
+
+
+def evaluate(
+    method: Annotated[str, typer.Option(help="Selection method.")] = "esm-logme",
+    pool: PoolOpt = None,
+    ground_truth: GroundTruthOpt = None,
+    protocol: ProtocolOpt = "small-v1",
+) -> None:
+    """Score one method's rankings against the ground truth, per target and averaged."""
+    from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
+    from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
+    from taskscout.evaluate.transfer import get_protocol
+    from taskscout.pool.store import open_pool
+
+    gt = GroundTruth.load(ground_truth or default_ground_truth_path(protocol))
+    result = evaluate_method(
+        method, gt, open_pool(pool), get_protocol(protocol), catalog_loader(), progress=True
+    )
+    table = Table(title=f"{method} against {protocol} ground truth")
+    columns = [
+        "target",
+        "ndcg",
+        "ndcg_vu",
+        "regret@1",
+        "regret@3",
+        "regret@5",
+        "rho",
+        "spearman",
+        "top1_gain",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for _, row in result.per_target.iterrows():
+        table.add_row(*[str(row[c]) if c == "target" else f"{row[c]:.3f}" for c in columns])
+    table.add_section()
+    table.add_row("mean", *[f"{result.summary[c]['mean']:.3f}" for c in columns[1:]])
+    console.print(table)
+    console.print(
+        f"P2: {result.p2_ms_per_source:.1f} ms per source; {result.storage_bytes_per_source / 1024:.0f} KB "
+        "per source in the pool"
+    )
+
+
+def bench(
+    methods: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="Methods (default: all).")
+    ] = None,
+    pool: PoolOpt = None,
+    ground_truth: GroundTruthOpt = None,
+    protocol: ProtocolOpt = "small-v1",
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports"),
+) -> None:
+    """Run every method on every benchmark target; write report.md and report.html with plots."""
+    from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
+    from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
+    from taskscout.evaluate.report import markdown_table, write_report
+    from taskscout.evaluate.transfer import get_protocol
+    from taskscout.methods import registry
+    from taskscout.pool.store import open_pool
+
+    gt = GroundTruth.load(ground_truth or default_ground_truth_path(protocol))
+    opened = open_pool(pool)
+    load = catalog_loader()
+    results = []
+    for name in methods or sorted(registry()):
+        console.print(f"evaluating {name} ...")
+        results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load))
+    md, page = write_report(results, gt, out)
+    console.print(markdown_table(results))
+    console.print(f"wrote {md} and {page}")

@@ -1,0 +1,163 @@
+"""Pool building, storage and ranking end to end on a tiny random BERT (no download)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from taskscout.errors import DataError, PoolError
+from taskscout.methods.esm import EmbeddingSpaceMap
+from taskscout.methods.logme import logme
+from taskscout.pool.build import BuildConfig, build_pool, source_samples
+from taskscout.pool.store import Pool
+from taskscout.rank import rank
+from taskscout.train.finetune import FineTuned, TrainConfig
+from tests.conftest import make_task
+
+
+def _tiny_config(model_dir):
+    return BuildConfig(
+        model=str(model_dir),
+        max_train_rows=48,
+        max_fit_texts=80,
+        max_eval_rows=20,
+        train=TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, max_length=32),
+    )
+
+
+@pytest.fixture
+def tiny_config(tiny_model_dir):
+    return _tiny_config(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def pool_template(tiny_model_dir, tmp_path_factory):
+    """Three sources built once per module; tests get a copy they may change."""
+    root = tmp_path_factory.mktemp("pool-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TASKSCOUT_HOME", str(root / "home"))
+        pool = Pool.create(root / "pool")
+        sources = [
+            make_task("src_a", n=150, seed=1),
+            make_task("src_b", n=150, classes=3, seed=2),
+            make_task("src_reg", n=150, seed=3, regression=True),
+        ]
+        results = build_pool(pool, sources, _tiny_config(tiny_model_dir), progress=False)
+    assert [r.status for r in results] == ["built"] * 3, results
+    return pool.path
+
+
+@pytest.fixture
+def built_pool(pool_template, tmp_path):
+    return Pool(shutil.copytree(pool_template, tmp_path / "pool"))
+
+
+def test_build_is_resumable_and_records_metadata(built_pool, tiny_config):
+    again = build_pool(built_pool, [make_task("src_a", n=150, seed=1)], tiny_config, progress=False)
+    assert again[0].status == "skipped"
+    entry = built_pool.get("esm", "src_b")
+    assert entry.meta["num_classes"] == 3 and entry.meta["esm_embedding_dim"] == 32
+    assert entry.meta["num_train_rows"] == 48 and entry.meta["esm_num_fit_texts"] == 80
+    assert 0 < entry.meta["esm_r2_heldout"] <= 1
+    assert entry.meta["lm_eval"]["main"] >= 0
+    entry.verify()
+    info = json.loads((built_pool.path / "pool.json").read_text())
+    assert info["build"]["history"][0]["built"] == ["src_a", "src_b", "src_reg"]
+
+
+def test_failed_source_does_not_stop_build(tmp_path, tiny_config):
+    pool = Pool.create(tmp_path / "p")
+
+    def load(name):
+        raise DataError(f"cannot read {name}")
+
+    results = build_pool(
+        pool, ["broken", make_task("fine", n=100)], tiny_config, load_task=load, progress=False
+    )
+    assert [r.status for r in results] == ["failed", "built"]
+    assert "cannot read broken" in results[0].message
+
+
+def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
+    from taskscout.encode.encoder import Encoder
+
+    target = make_task("target", n=60, seed=9)
+    ranking = rank(target, built_pool)
+    assert [s.rank for s in ranking.sources] == [1, 2, 3]
+    scores = ranking.scores()
+    features = Encoder(str(tiny_model_dir), max_length=32).encode_task(target)
+    for source, score in scores.items():
+        esm = EmbeddingSpaceMap.from_pretrained(built_pool.get("esm", source).path)
+        assert score == pytest.approx(logme(esm.transform(features), target.labels), rel=1e-6)
+    frame = ranking.to_pandas()
+    assert list(frame.columns) == ["rank", "source", "score", "language", "task_type", "num_examples"]
+    assert len(rank(target, built_pool, top=2)) == 2
+
+
+def test_duplicates_excluded_and_kept_on_request(built_pool):
+    duplicate = make_task("src_a", n=150, seed=1).select(np.arange(100))
+    duplicate.name = "my_copy"
+    ranking = rank(duplicate, built_pool)
+    assert "src_a" in ranking.excluded and "src_a" not in ranking.scores()
+    assert "src_a" in rank(duplicate, built_pool, keep_duplicates=True).scores()
+
+
+def test_broken_entry_is_skipped_not_fatal(built_pool):
+    (built_pool.get("esm", "src_b").path / "esm.safetensors").write_bytes(b"corrupt")
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert "src_b" in ranking.failed and "checksum" in ranking.failed["src_b"]
+    assert set(ranking.scores()) == {"src_a", "src_reg"}
+
+
+def test_incompatible_entry_is_skipped(built_pool):
+    entry = built_pool.get("esm", "src_a")
+    meta = json.loads((entry.path / "config.json").read_text())
+    meta["base_model_name"] = "someone/other-model"
+    (entry.path / "config.json").write_text(json.dumps(meta))
+    built_pool.reindex()
+    with pytest.raises(PoolError, match="several base models"):
+        rank(make_task("target", n=60, seed=9), built_pool)
+
+
+def test_bad_targets(built_pool, tmp_path):
+    with pytest.raises(DataError, match="single class"):
+        rank(make_task("one", n=60, classes=1), built_pool)
+    with pytest.raises(DataError, match="at least 10"):
+        rank(make_task("tiny", n=5), built_pool)
+    empty = Pool.create(tmp_path / "empty")
+    with pytest.raises(PoolError, match="no esm entries"):
+        rank(make_task("t", n=60), empty)
+    with pytest.raises(PoolError, match="not a taskscout pool"):
+        rank(make_task("t", n=60), tmp_path)
+
+
+def test_regression_target_ranks(built_pool):
+    ranking = rank(make_task("reg_target", n=60, seed=4, regression=True), built_pool)
+    assert len(ranking) == 3 and all(np.isfinite(s.score) for s in ranking.sources)
+
+
+def test_export_import_remove(built_pool, tmp_path):
+    archive = built_pool.export(tmp_path / "pool.tar.gz", sources=["src_a"])
+    other = Pool.create(tmp_path / "other")
+    assert other.import_archive(archive) == ["esm/src_a"]
+    other.get("esm", "src_a").verify()
+    assert other.remove("src_a") == 1 and other.entries() == []
+    with pytest.raises(PoolError, match="no entry"):
+        other.remove("src_a")
+    shutil.rmtree(built_pool.path / "index.json", ignore_errors=True)
+    (built_pool.path / "index.json").write_text("{broken")
+    assert len(built_pool.entries()) == 3  # a damaged index is rebuilt from the entries
+
+
+def test_source_samples_and_finetuned_roundtrip(tiny_config, tmp_path):
+    task = make_task("s", n=300, classes=3)
+    train, fit, held = source_samples(task, tiny_config)
+    assert len(train) == 48 and len(fit) == 80 and held is not None and len(held) == 20
+    assert set(train.texts) <= set(fit.texts) and not set(held.texts) & set(fit.texts)
+    from taskscout.train.finetune import load_or_finetune
+
+    model = load_or_finetune(train, tiny_config.model, tiny_config.train)
+    again = load_or_finetune(train, tiny_config.model, tiny_config.train)  # from the cache
+    assert np.array_equal(model.predict(held), again.predict(held))
+    assert isinstance(again, FineTuned) and again.info["task"] == "s"
