@@ -1,4 +1,4 @@
-"""Source-selection methods: one module per family, behind :class:`~.base.SelectionMethod`.
+"""Source-selection methods: one module per family, behind :class:`~.base.SelectionMethod`."""
 
 from __future__ import annotations
 
