@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/taskscout rank
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

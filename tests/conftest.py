@@ -8,6 +8,14 @@ import pytest
 from taskscout.data.task import Task
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_thread_torch():
+    """Tiny models gain nothing from threads, and threads fight with anything else running (10x slower)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own empty home so caches never leak between tests or into the user's."""

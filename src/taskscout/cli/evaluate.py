@@ -37,6 +37,9 @@ def transfer(
     limit_minutes: Annotated[
         float | None, typer.Option(help="Stop starting new runs after this long.")
     ] = None,
+    shard: Annotated[
+        str, typer.Option(help="I/N: this worker's share when N workers run in parallel.")
+    ] = "0/1",
 ) -> None:
     """Run real intermediate-task transfer experiments (resumable; finished runs are skipped)."""
     from taskscout.evaluate.benchmark import (
@@ -48,6 +51,13 @@ def transfer(
     from taskscout.evaluate.transfer import BASELINE, ResultStore, get_protocol, run_transfer
 
     chosen = get_protocol(protocol)
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise typer.BadParameter(  # noqa: B904 (the cause is the user's string, shown in the message)
+            f"--shard must look like 0/2 (worker index / number of workers), not {shard!r}"
+        )
     if benchmark:
         sources = list(sources or []) or benchmark_sources()
         targets = list(targets or []) or list(BENCHMARK_TARGETS)
@@ -76,10 +86,17 @@ def transfer(
             raise _Deadline
 
     try:
-        count = run_transfer(
-            sources, targets, chosen, store, load, is_duplicate=duplicate_checker(load), on_run=report
+        done = run_transfer(
+            sources,
+            targets,
+            chosen,
+            store,
+            load,
+            is_duplicate=duplicate_checker(load),
+            on_run=report,
+            shard=(index, count),
         )
-        console.print(f"{count} runs done; results in {store.path}")
+        console.print(f"{done} runs done; results in {store.path}")
     except _Deadline:
         console.print(f"time limit reached; finished runs are in {store.path}, rerun to continue")
     if export:

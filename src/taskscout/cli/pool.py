@@ -59,6 +59,10 @@ def build(
     ] = _DEFAULTS.max_fit_texts,
     epochs: Annotated[float, typer.Option(help="Fine-tuning epochs.")] = _DEFAULTS.train.epochs,
     esm_fit: Annotated[str, typer.Option(help="ridge (closed form) or sgd (the paper's trainer).")] = "ridge",
+    methods: Annotated[
+        list[str] | None,
+        typer.Option("--method", "-m", help="Methods whose P1 entries to build (repeatable)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
@@ -99,7 +103,9 @@ def build(
             f"[{style}]{result.status:>7}[/{style}] {result.source} {result.seconds:.0f} s {result.message}"
         )
 
-    results = build_pool(target, names, config, force=force, on_result=report)
+    results = build_pool(
+        target, names, config, methods=methods or ["esm-logme"], force=force, on_result=report
+    )
     failed = [r for r in results if r.status == "failed"]
     console.print(
         f"{sum(r.status == 'built' for r in results)} built, {sum(r.status == 'skipped' for r in results)} "

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
 from taskscout.pool.store import PoolEntry
+
+if TYPE_CHECKING:
+    from taskscout.pool.build import BuildContext
 
 
 @dataclass
@@ -49,6 +54,14 @@ class SelectionMethod(ABC):
     description: str = ""
     p1_cost: str = ""
     p2_cost: str = ""
+
+    def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
+        """P1: write this method's representation of source ``task`` into ``out_dir``.
+
+        Write the files plus a ``config.json`` of method-specific metadata; the pool build adds the
+        shared source metadata, text hashes and checksums. Only methods with a ``kind`` have a P1 step.
+        """
+        raise NotImplementedError(f"method {self.name!r} has no P1 step")
 
     @abstractmethod
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:

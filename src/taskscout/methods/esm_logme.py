@@ -7,14 +7,21 @@ rows, and ESMs are processed in chunks so memory stays O(chunk x D^2).
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 from tqdm.auto import tqdm
 
+from taskscout.data.task import Task
 from taskscout.errors import PoolError
 from taskscout.methods.base import MethodScores, SelectionMethod, Target
-from taskscout.methods.esm import EmbeddingSpaceMap
+from taskscout.methods.esm import EmbeddingSpaceMap, ESMConfig
 from taskscout.methods.logme import esm_logme_from_statistics, target_statistics
 from taskscout.pool.store import PoolEntry
+
+if TYPE_CHECKING:
+    from taskscout.pool.build import BuildContext
 
 
 class ESMLogME(SelectionMethod):
@@ -26,6 +33,44 @@ class ESMLogME(SelectionMethod):
 
     def __init__(self, chunk_size: int = 32) -> None:
         self.chunk_size = chunk_size
+
+    def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
+        """Fine-tune the base encoder on the source (cached), embed the source's texts with both
+        encoders and fit the map (closed-form ridge by default)."""
+        from taskscout.encode.models import resolve_model
+        from taskscout.pool.build import source_samples
+
+        config = context.config
+        _, fit, held = source_samples(task, config)
+        tuned = context.source_model(task, progress=progress)
+        lm_eval = tuned.evaluate(held) if held is not None else {}
+        name = task.name
+        base = context.base_encoder.encode_task(
+            fit, progress=f"{name}: base embeddings" if progress else False
+        )
+        mapped = tuned.encoder().encode_task(fit, progress=f"{name}: tuned embeddings" if progress else False)
+        resolved = resolve_model(config.model)
+        esm_config = ESMConfig(
+            base_model_name=resolved.name,
+            base_model_fingerprint=resolved.fingerprint,
+            base_model_pooling=config.train.pooling,
+            base_model_max_length=config.train.max_length,
+            task_id=task.name,
+            text_pair_column="text_pair" if task.is_pair else None,
+            task_type=task.task_type,
+            num_classes=task.num_classes,
+            num_examples=len(task),
+            seed=config.seed,
+            language=task.language,
+            lm_num_epochs=config.train.epochs,
+            lm_batch_size=config.train.batch_size,
+            lm_learning_rate=config.train.learning_rate,
+            lm_weight_decay=config.train.weight_decay,
+            lm_optimizer=config.train.optimizer,
+            lm_eval={k: round(float(v), 5) for k, v in lm_eval.items()},
+        )
+        esm = EmbeddingSpaceMap.fit(base, mapped, method=config.esm_fit, config=esm_config, seed=config.seed)
+        esm.save_pretrained(out_dir, dtype=config.dtype)
 
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
         out = MethodScores()

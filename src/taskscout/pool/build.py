@@ -26,11 +26,9 @@ from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
 from taskscout.encode.models import DEFAULT_MODEL, resolve_model
 from taskscout.errors import TaskscoutError
-from taskscout.methods.esm import EmbeddingSpaceMap, ESMConfig
+from taskscout.methods.base import SelectionMethod
 from taskscout.pool.store import TEXT_HASHES, Pool
 from taskscout.train.finetune import TrainConfig, load_or_finetune
-
-ESM_KIND = "esm"
 
 
 @dataclass(frozen=True)
@@ -89,69 +87,81 @@ def source_samples(task: Task, config: BuildConfig) -> tuple[Task, Task, Task | 
     return train, fit, held
 
 
-def build_esm_entry(
+@dataclass
+class BuildContext:
+    """What P1 steps of every method share during one build: the config and the loaded base encoder."""
+
+    config: BuildConfig
+    _encoder: Encoder | None = None
+
+    @property
+    def base_encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder(
+                self.config.model, pooling=self.config.train.pooling, max_length=self.config.train.max_length
+            )
+        return self._encoder
+
+    def source_model(self, task: Task, *, progress: bool = False):
+        """The base encoder fine-tuned on the source's training sample (cached on disk)."""
+        train, _, _ = source_samples(task, self.config)
+        return load_or_finetune(
+            train,
+            self.config.model,
+            self.config.train,
+            progress=f"{task.name}: fine-tuning" if progress else False,
+        )
+
+
+def source_metadata(task: Task, config: BuildConfig) -> dict[str, Any]:
+    """Metadata every pool entry carries, whatever its kind: the task and the base model it was built for."""
+    resolved = resolve_model(config.model)
+    return {
+        "base_model_name": resolved.name,
+        "base_model_fingerprint": resolved.fingerprint,
+        "base_model_pooling": config.train.pooling,
+        "base_model_max_length": config.train.max_length,
+        "task_id": task.name,
+        "task_type": task.task_type,
+        "num_classes": task.num_classes,
+        "num_examples": len(task),
+        "num_train_rows": min(len(task), config.max_train_rows),
+        "language": task.language,
+        "label_names": task.label_names,
+        "provenance": task.provenance.to_dict(),
+        "licence": task.licence,
+        "task_fingerprint": task.fingerprint(),
+        "version": taskscout.__version__,
+    }
+
+
+def build_entry(
     pool: Pool,
+    method: SelectionMethod,
     task: Task,
-    config: BuildConfig,
+    context: BuildContext,
     *,
-    base_encoder: Encoder | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune, embed, fit and add one source's ESM to ``pool``; returns the entry's metadata."""
-    resolved = resolve_model(config.model)
-    base_encoder = base_encoder or Encoder(
-        config.model, pooling=config.train.pooling, max_length=config.train.max_length
-    )
-    train, fit, held = source_samples(task, config)
-    label = task.name
-    tuned = load_or_finetune(
-        train, config.model, config.train, progress=f"{label}: fine-tuning" if progress else False
-    )
-    lm_eval = tuned.evaluate(held) if held is not None else {}
-    base_emb = base_encoder.encode_task(fit, progress=f"{label}: base embeddings" if progress else False)
-    tuned_emb = tuned.encoder().encode_task(fit, progress=f"{label}: tuned embeddings" if progress else False)
-    esm_config = ESMConfig(
-        base_model_name=resolved.name,
-        base_model_fingerprint=resolved.fingerprint,
-        base_model_pooling=config.train.pooling,
-        base_model_max_length=config.train.max_length,
-        task_id=task.name,
-        text_pair_column="text_pair" if task.is_pair else None,
-        task_type=task.task_type,
-        num_classes=task.num_classes,
-        num_examples=len(task),
-        seed=config.seed,
-        language=task.language,
-        lm_num_epochs=config.train.epochs,
-        lm_batch_size=config.train.batch_size,
-        lm_learning_rate=config.train.learning_rate,
-        lm_weight_decay=config.train.weight_decay,
-        lm_optimizer=config.train.optimizer,
-        lm_eval={k: round(float(v), 5) for k, v in lm_eval.items()},
-        version=taskscout.__version__,
-    )
-    esm = EmbeddingSpaceMap.fit(
-        base_emb, tuned_emb, method=config.esm_fit, config=esm_config, seed=config.seed
-    )
-    hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
-    hashes = text_hashes(hash_sample.texts, hash_sample.text_pairs)
+    """Run ``method``'s P1 step for one source and add the result to ``pool``; returns the entry's metadata.
+
+    The method writes its files and a ``config.json`` into a staging directory; the shared metadata and
+    the text hashes used for duplicate detection are added here, then the entry is moved in atomically.
+    """
+    config = context.config
     with tempfile.TemporaryDirectory(dir=pool.path) as tmp:
         staged = Path(tmp) / "entry"
-        esm.save_pretrained(staged, dtype=config.dtype)
-        np.save(staged / TEXT_HASHES, hashes, allow_pickle=False)
-        meta = json.loads((staged / "config.json").read_text(encoding="utf-8"))
-        meta.update(
-            {
-                "hash_sample_fraction": len(hash_sample) / len(task),
-                "num_train_rows": len(train),
-                "label_names": task.label_names,
-                "provenance": task.provenance.to_dict(),
-                "licence": task.licence,
-                "task_fingerprint": task.fingerprint(),
-            }
+        staged.mkdir()
+        method.build(task, context, staged, progress=progress)
+        hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
+        np.save(
+            staged / TEXT_HASHES, text_hashes(hash_sample.texts, hash_sample.text_pairs), allow_pickle=False
         )
-        (staged / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        entry = pool.add(ESM_KIND, task.name, staged)
+        config_file = staged / "config.json"
+        own = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+        meta = {**source_metadata(task, config), **own, "hash_sample_fraction": len(hash_sample) / len(task)}
+        config_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        entry = pool.add(method.kind or method.name, task.name, staged)
     return entry.meta
 
 
@@ -160,37 +170,39 @@ def build_pool(
     sources: Iterable[str | Task],
     config: BuildConfig | None = None,
     *,
+    methods: Iterable[str] = ("esm-logme",),
     force: bool = False,
     load_task: Callable[[str], Task] | None = None,
     on_result: Callable[[BuildResult], None] | None = None,
     progress: bool = True,
 ) -> list[BuildResult]:
-    """Build ESM entries for ``sources`` (task names resolved by ``load_task``, or Task objects).
+    """Build the pool entries of ``methods`` for ``sources`` (task names resolved by ``load_task``, or Tasks).
 
     Existing entries are skipped unless ``force``; a failing source is recorded and the build continues.
     """
+    from taskscout.methods import get_method
+
     config = config or BuildConfig()
+    selectors = [m for m in (get_method(name) for name in methods) if m.kind is not None]
     if load_task is None:
         from taskscout.data.loaders import load_task as load_any
 
         def load_task(name: str) -> Task:
             return load_any(name if ":" in name else f"catalog:{name}")
 
-    base_encoder: Encoder | None = None
+    context = BuildContext(config)
     results = []
     for source in sources:
         name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
         started = time.perf_counter()
-        if not force and pool.has(ESM_KIND, name):
+        todo = [m for m in selectors if force or not pool.has(m.kind, name)]
+        if not todo:
             result = BuildResult(name, "skipped", message="already in the pool")
         else:
             try:
                 task = source if isinstance(source, Task) else load_task(str(source))
-                if base_encoder is None:
-                    base_encoder = Encoder(
-                        config.model, pooling=config.train.pooling, max_length=config.train.max_length
-                    )
-                build_esm_entry(pool, task, config, base_encoder=base_encoder, progress=progress)
+                for selector in todo:
+                    build_entry(pool, selector, task, context, progress=progress)
                 result = BuildResult(name, "built", time.perf_counter() - started)
             except TaskscoutError as exc:
                 result = BuildResult(name, "failed", time.perf_counter() - started, str(exc))
@@ -206,6 +218,7 @@ def build_pool(
         history.append(
             {
                 "config": config.to_dict(),
+                "methods": [m.name for m in selectors],
                 "built": [r.source for r in built],
                 "seconds": round(sum(r.seconds for r in built), 1),
                 "taskscout": taskscout.__version__,

@@ -1,0 +1,99 @@
+"""Transfer experiments, ground truth and benchmark scoring on a tiny random BERT."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from taskscout.evaluate.groundtruth import GroundTruth
+from taskscout.evaluate.transfer import (
+    BASELINE,
+    ResultStore,
+    TransferProtocol,
+    aggregate_runs,
+    plan_runs,
+    run_transfer,
+    significant_sources,
+    target_samples,
+)
+from taskscout.pool.build import BuildConfig
+from taskscout.train.finetune import TrainConfig
+from tests.conftest import make_task
+
+
+@pytest.fixture
+def protocol(tiny_model_dir):
+    small = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, max_length=32)
+    return TransferProtocol(
+        name="tiny",
+        target_train_rows=40,
+        target_eval_rows=30,
+        seeds=(0, 1),
+        train=small,
+        source=BuildConfig(model=str(tiny_model_dir), max_train_rows=40, max_fit_texts=60, train=small),
+    )
+
+
+def test_target_samples_are_disjoint_and_fixed(protocol):
+    task = make_task("t", n=200)
+    train, evaluation = target_samples(task, protocol)
+    assert len(train) == 40 and len(evaluation) == 30
+    assert not set(train.texts) & set(evaluation.texts)
+    again, _ = target_samples(task, protocol)
+    assert again.texts == train.texts
+
+
+def test_plan_skips_done_and_duplicates(protocol):
+    plan = plan_runs(["a", "b"], ["t", "b"], protocol, done={(BASELINE, "t", 0)})
+    keys = {(r.source, r.target, r.seed) for r in plan}
+    assert (BASELINE, "t", 0) not in keys and (BASELINE, "t", 1) in keys
+    assert not any(r.source == "b" and r.target == "b" for r in plan)
+    assert len(plan) == 3 + 2 * 3  # baselines t1, b0, b1 + a->t, a->b, b->t with 2 seeds
+
+
+def test_run_transfer_is_resumable(protocol, tmp_path):
+    tasks = {
+        "src": make_task("src", n=150, seed=1),
+        "tgt": make_task("tgt", n=150, seed=2),
+        "reg": make_task("reg", n=150, seed=3, regression=True),
+    }
+    store = ResultStore(tmp_path / "runs.sqlite")
+    seen = []
+    done = run_transfer(
+        ["src"],
+        ["tgt", "reg"],
+        protocol,
+        store,
+        tasks.__getitem__,
+        on_run=lambda run, metrics, s, i, n: seen.append((run.source, run.target, metrics)),
+    )
+    assert done == 8 and len(store.frame(protocol)) == 8
+    assert all(0 <= m["accuracy"] <= 1 for s, t, m in seen if t == "tgt")
+    assert all({"pearson", "spearman"} <= set(m) for s, t, m in seen if t == "reg")
+    # Resuming does nothing; a different protocol is a different set of runs.
+    assert run_transfer(["src"], ["tgt", "reg"], protocol, store, tasks.__getitem__) == 0
+    other = dataclasses.replace(protocol, seeds=(5,))
+    assert other.hash() != protocol.hash() and store.done(other) == set()
+
+    agg = aggregate_runs(store.frame(protocol))
+    assert set(agg["source"]) == {BASELINE, "src"} and (agg["n"] == 2).all()
+    sig = significant_sources(agg)
+    assert set(sig["target"]) == {"tgt", "reg"} and (sig["sources"] == 1).all()
+
+    gt = GroundTruth(protocol={"name": "tiny"}, records=agg, meta={"runs": 8})
+    gt.save(tmp_path / "gt.json")
+    loaded = GroundTruth.load(tmp_path / "gt.json")
+    assert loaded.targets == ["reg", "tgt"] and loaded.sources == ["src"]
+    mean = agg[(agg.source == "src") & (agg.target == "tgt")]["mean"].iloc[0]
+    assert loaded.truth("tgt") == {"src": pytest.approx(mean)}
+    assert np.isfinite(loaded.baseline("reg"))
+
+
+def test_ground_truth_errors(tmp_path):
+    from taskscout.errors import DataError
+
+    with pytest.raises(DataError, match="does not exist"):
+        GroundTruth.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(DataError, match="not valid"):
+        GroundTruth.load(tmp_path / "bad.json")
