@@ -9,10 +9,12 @@ import pytest
 from taskscout.errors import DataError, PoolError
 from taskscout.methods.esm import EmbeddingSpaceMap
 from taskscout.methods.logme import logme
-from taskscout.pool.build import BuildConfig, build_pool, source_samples
+from taskscout.pool.build import build_pool, source_samples
+from taskscout.pool.config import BuildConfig
 from taskscout.pool.store import Pool
 from taskscout.rank import rank
-from taskscout.train.finetune import FineTuned, TrainConfig
+from taskscout.train.config import TrainConfig
+from taskscout.train.finetune import FineTuned
 from tests.conftest import make_task
 
 
@@ -161,3 +163,13 @@ def test_source_samples_and_finetuned_roundtrip(tiny_config, tmp_path):
     again = load_or_finetune(train, tiny_config.model, tiny_config.train)  # from the cache
     assert np.array_equal(model.predict(held), again.predict(held))
     assert isinstance(again, FineTuned) and again.info["task"] == "s"
+
+
+def test_duplicate_target_rows_are_dropped(built_pool):
+    # 20 distinct rows repeated 3 times: fewer rows than dimensions after de-duplication, and without
+    # it LogME's evidence would be unbounded.
+    base = make_task("dups", n=20, seed=11)
+    target = base.select(list(range(20)) * 3)
+    ranking = rank(target, built_pool)
+    assert ranking.target_rows == 20 and ranking.timings["duplicate_rows_dropped"] == 40
+    assert all(np.isfinite(s.score) for s in ranking.sources)

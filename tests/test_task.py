@@ -77,3 +77,10 @@ def test_roundtrip_frame_and_fingerprint():
     back = Task.from_frame(multi.to_pandas(), multi.metadata())
     assert back.labels.shape == (3, 2) and np.allclose(back.labels, multi.labels)
     assert multi.num_classes == 2
+
+
+def test_deduplicate_keeps_first_and_distinct_labels():
+    task = Task("d", ["a", "b", "a", "a"], np.array([0, 1, 0, 1]), "classification")
+    dedup = task.deduplicate()
+    assert dedup.texts == ["a", "b", "a"] and list(dedup.labels) == [0, 1, 1]
+    assert make_task(n=30).deduplicate().texts  # no crash on pair-free tasks

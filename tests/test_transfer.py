@@ -16,8 +16,8 @@ from taskscout.evaluate.transfer import (
     significant_sources,
     target_samples,
 )
-from taskscout.pool.build import BuildConfig
-from taskscout.train.finetune import TrainConfig
+from taskscout.pool.config import BuildConfig
+from taskscout.train.config import TrainConfig
 from tests.conftest import make_task
 
 

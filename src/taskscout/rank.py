@@ -148,7 +148,11 @@ def rank(
 
         task = load_task(target, **load_options)
     validate_target(task)
-    task = task.subsample(max_target_rows, seed=seed)
+    # Repeated rows add no information and, with fewer rows than dimensions, make LogME's evidence
+    # unbounded (the labels become exactly reproducible by rank-deficient features).
+    deduplicated = task.deduplicate()
+    timings["duplicate_rows_dropped"] = len(task) - len(deduplicated)
+    task = deduplicated.subsample(max_target_rows, seed=seed)
     validate_target(task)
     timings["load_target"] = time.perf_counter() - started
 

@@ -19,7 +19,7 @@ console = Console()
 
 
 def _build_defaults():
-    from taskscout.pool.build import BuildConfig
+    from taskscout.pool.config import BuildConfig
 
     return BuildConfig()
 
@@ -67,7 +67,8 @@ def build(
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
     from taskscout.encode.models import DEFAULT_MODEL
-    from taskscout.pool.build import BuildConfig, BuildResult, build_pool
+    from taskscout.pool.build import BuildResult, build_pool
+    from taskscout.pool.config import BuildConfig
     from taskscout.pool.store import Pool, user_pool_path
 
     names = list(tasks or [])

@@ -136,6 +136,17 @@ class Task:
             labels=self.labels[idx],
         )
 
+    def deduplicate(self) -> Task:
+        """The task without repeated (input, label) rows; the first occurrence is kept."""
+        seen: set[tuple] = set()
+        keep = []
+        for i, text in enumerate(self.texts):
+            key = (text, None if self.text_pairs is None else self.text_pairs[i], self.labels[i].tobytes())
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return self if len(keep) == len(self) else self.select(keep)
+
     def split(self, test_size: float | int = 0.2, seed: int = 0, stratify: bool = True) -> tuple[Task, Task]:
         """Deterministic train/test split; stratified by class for classification.
 

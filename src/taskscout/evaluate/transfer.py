@@ -27,8 +27,10 @@ import taskscout
 from taskscout import paths
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
-from taskscout.pool.build import BuildConfig, source_samples
-from taskscout.train.finetune import TrainConfig, finetune, load_or_finetune
+from taskscout.pool.build import source_samples
+from taskscout.pool.config import BuildConfig
+from taskscout.train.config import TrainConfig
+from taskscout.train.finetune import finetune, load_or_finetune
 
 BASELINE = ""  # the source name of no-transfer runs
 

@@ -14,10 +14,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
-from taskscout.errors import PoolError
+from taskscout.errors import DataError, PoolError
 from taskscout.methods.base import MethodScores, SelectionMethod, Target
 from taskscout.methods.esm import EmbeddingSpaceMap, ESMConfig
-from taskscout.methods.logme import esm_logme_from_statistics, target_statistics
+from taskscout.methods.logme import UnboundedEvidenceError, esm_logme_from_statistics, target_statistics
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -89,7 +89,12 @@ class ESMLogME(SelectionMethod):
         if not usable:
             return out
         features = target.features(progress="embedding target" if progress else False)
-        stats = target_statistics(features, target.task.labels, regression=not target.task.is_classification)
+        try:
+            stats = target_statistics(
+                features, target.task.labels, regression=not target.task.is_classification
+            )
+        except UnboundedEvidenceError as exc:
+            raise DataError(f"target {target.task.name!r}: {exc}") from None
         bar = tqdm(
             total=len(usable), desc="scoring sources", unit="source", disable=not progress, leave=False
         )
@@ -105,7 +110,10 @@ class ESMLogME(SelectionMethod):
                 weights.append(esm.weight)
                 biases.append(esm.bias)
             if names:
-                values = esm_logme_from_statistics(stats, np.stack(weights), np.stack(biases))
+                try:
+                    values = esm_logme_from_statistics(stats, np.stack(weights), np.stack(biases))
+                except UnboundedEvidenceError as exc:
+                    raise DataError(f"target {target.task.name!r}: {exc}") from None
                 for name, value in zip(names, values, strict=True):
                     if np.isfinite(value):
                         out.scores[name] = float(value)

@@ -8,13 +8,12 @@ build continues where it stopped; a source that fails is reported and the build 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,38 +23,12 @@ import taskscout
 from taskscout.data.dedup import text_hashes
 from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
-from taskscout.encode.models import DEFAULT_MODEL, resolve_model
+from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
+from taskscout.pool.config import BuildConfig
 from taskscout.pool.store import TEXT_HASHES, Pool
-from taskscout.train.finetune import TrainConfig, load_or_finetune
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """How sources become pool entries.
-
-    ``max_train_rows`` and ``train.epochs`` cap fine-tuning (the paper used 10,000 rows and 3 epochs;
-    500 rows x 2 epochs keeps a 30-source pool near an hour on 2 CPU cores, where one 128-token
-    training step of MiniLM-L6 on 32 rows takes ~3 s); ``max_fit_texts`` caps the texts the ESM is fitted
-    on (more than the fine-tuning rows: embedding is cheaper than training and a D x D map wants rows).
-    The paper's lr 2e-5 assumes ~900 steps; at 32 steps the loss stays at chance level (measured on
-    bbc_topic: 1.58 vs ln 5 = 1.61 after 10 steps), so the default is 1e-4, which lets the encoder move.
-    ``max_hash_texts`` caps the text hashes kept for duplicate detection.
-    """
-
-    model: str = DEFAULT_MODEL
-    max_train_rows: int = 500
-    max_fit_texts: int = 1000
-    max_eval_rows: int = 300
-    max_hash_texts: int = 20000
-    esm_fit: str = "ridge"
-    dtype: str = "float16"
-    seed: int = 0
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, learning_rate=1e-4))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+from taskscout.train.finetune import load_or_finetune
 
 
 @dataclass

@@ -11,7 +11,6 @@ model) so one learning rate suits targets on any scale.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
@@ -31,29 +30,9 @@ from taskscout.encode.encoder import Encoder, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.io import atomic_dir, sha256_file
+from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Fine-tuning hyper-parameters; defaults follow the ESM-LogME paper (AdamW, lr 2e-5, wd 0.01,
-    batch 32, 3 epochs, linear decay)."""
-
-    epochs: float = 3.0
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    max_length: int = 128
-    pooling: str = "mean"
-    grad_clip: float = 1.0
-    dropout: float = 0.1
-    seed: int = 0
-    optimizer: str = "AdamW"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class SequenceModel(nn.Module):
