@@ -63,3 +63,20 @@ def test_save_load_roundtrip_and_corruption(tmp_path):
     (tmp_path / "h" / "config.json").write_text("{not json")
     with pytest.raises(PoolError, match=r"cannot read config\.json"):
         EmbeddingSpaceMap.from_pretrained(tmp_path / "h")
+
+
+def test_residual_mlp_map_improves_on_nonlinear_relation(tmp_path):
+    from taskscout.methods.esm import ResidualMLPMap
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(800, 6))
+    tuned = base @ rng.normal(size=(6, 6)) + np.maximum(base, 0) ** 2
+    linear = EmbeddingSpaceMap.fit(base, tuned)
+    mlp = ResidualMLPMap.fit(base, tuned, hidden=64, epochs=60, learning_rate=3e-3)
+    fit_linear = r2_score(linear.transform(base), tuned)
+    fit_mlp = r2_score(mlp.transform(base), tuned)
+    assert fit_mlp > fit_linear + 0.02
+    mlp.save_pretrained(tmp_path / "m", dtype="float32")
+    again = ResidualMLPMap.from_pretrained(tmp_path / "m")
+    assert np.allclose(again.transform(base[:5]), mlp.transform(base[:5]), atol=1e-5)
+    assert again.config.esm_architecture == "residual-mlp"

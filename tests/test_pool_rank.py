@@ -173,3 +173,17 @@ def test_duplicate_target_rows_are_dropped(built_pool):
     ranking = rank(target, built_pool)
     assert ranking.target_rows == 20 and ranking.timings["duplicate_rows_dropped"] == 40
     assert all(np.isfinite(s.score) for s in ranking.sources)
+
+
+def test_esm_variants_build_and_rank(tmp_path, tiny_config):
+    pool = Pool.create(tmp_path / "variants")
+    sources = [make_task("v_a", n=120, seed=1), make_task("v_b", n=120, classes=3, seed=2)]
+    methods = ["esm-logme", "esm-sgd-logme", "esm-mlp-logme"]
+    results = build_pool(pool, sources, tiny_config, methods=methods, progress=False)
+    assert [r.status for r in results] == ["built", "built"]
+    assert {e.kind for e in pool.entries()} == {"esm", "esm-sgd", "esm-mlp"}
+    target = make_task("t", n=60, seed=9)
+    for method in methods:
+        ranking = rank(target, pool, method=method)
+        assert set(ranking.scores()) == {"v_a", "v_b"}, method
+    assert pool.get("esm-sgd", "v_a").meta["esm_fit"] == "sgd"

@@ -7,9 +7,9 @@ from taskscout.errors import TaskscoutError
 
 def registry() -> dict[str, type]:
     """Method name -> class, for every method taskscout implements."""
-    from taskscout.methods.esm_logme import ESMLogME
+    from taskscout.methods import esm_logme
 
-    return {cls.name: cls for cls in (ESMLogME,)}
+    return {cls.name: cls for cls in (*esm_logme.METHODS,)}
 
 
 def get_method(name: str):

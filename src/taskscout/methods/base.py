@@ -66,3 +66,18 @@ class SelectionMethod(ABC):
     @abstractmethod
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
         """Score every entry for ``target``; never raise for one bad entry: put it in ``failed``."""
+
+
+def compatible_entries(entries: list[PoolEntry], encoder: Encoder, out: MethodScores) -> list[PoolEntry]:
+    """Entries built for ``encoder`` (same base model and embedding size); the others go to ``out.failed``."""
+    usable = []
+    for entry in entries:
+        if entry.base_model != encoder.name:
+            out.failed[entry.source] = f"built for base model {entry.base_model!r}, not {encoder.name!r}"
+        elif entry.dim and entry.dim != encoder.dim:
+            out.failed[entry.source] = (
+                f"embedding size {entry.dim} does not match the encoder's {encoder.dim}"
+            )
+        else:
+            usable.append(entry)
+    return usable

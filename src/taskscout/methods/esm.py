@@ -212,44 +212,129 @@ class EmbeddingSpaceMap:
 
         fp16 halves storage; the ranking scores it changes move by far less than 1e-3.
         """
-        directory = Path(directory)
-        np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
-        with atomic_dir(directory) as tmp:
-            save_file(
-                # safetensors writes the raw buffer: a transposed (Fortran-ordered) view would be saved
-                # transposed, so force C order.
-                {
-                    "weight": np.ascontiguousarray(self.weight, dtype=np_dtype),
-                    "bias": np.ascontiguousarray(self.bias, dtype=np_dtype),
-                },
-                str(tmp / ESM_WEIGHTS),
-                metadata={"format": ESM_FORMAT},
-            )
-            meta = {
-                "format": ESM_FORMAT,
-                "sha256": sha256_file(tmp / ESM_WEIGHTS),
-                **dataclasses.asdict(self.config),
-            }
-            (tmp / ESM_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        return directory
+        return _save_tensors(directory, {"weight": self.weight, "bias": self.bias}, self.config, dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, verify: bool = True) -> EmbeddingSpaceMap:
         """Load an ESM; a missing file, bad JSON or checksum mismatch raises :class:`PoolError`."""
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / ESM_CONFIG).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise PoolError(f"ESM {directory}: cannot read {ESM_CONFIG} ({type(exc).__name__})") from None
-        weights_path = directory / ESM_WEIGHTS
-        if not weights_path.exists():
-            raise PoolError(f"ESM {directory}: {ESM_WEIGHTS} is missing")
-        if verify and sha256_file(weights_path) != meta.get("sha256"):
-            raise PoolError(
-                f"ESM {directory}: checksum mismatch in {ESM_WEIGHTS}; re-import or rebuild the entry"
-            )
-        try:
-            tensors = load_file(str(weights_path))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise PoolError(f"ESM {directory}: unreadable {ESM_WEIGHTS} ({exc})") from None
-        return cls(tensors["weight"], tensors["bias"], ESMConfig.from_dict(meta))
+        tensors, config = _load_tensors(directory, verify)
+        return cls(tensors["weight"], tensors["bias"], config)
+
+
+def _save_tensors(
+    directory: str | Path, tensors: dict[str, np.ndarray], config: ESMConfig, dtype: str
+) -> Path:
+    directory = Path(directory)
+    np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
+    with atomic_dir(directory) as tmp:
+        # safetensors writes the raw buffer: a transposed (Fortran-ordered) view would be saved
+        # transposed, so force C order.
+        save_file(
+            {k: np.ascontiguousarray(v, dtype=np_dtype) for k, v in tensors.items()},
+            str(tmp / ESM_WEIGHTS),
+            metadata={"format": ESM_FORMAT},
+        )
+        meta = {"format": ESM_FORMAT, "sha256": sha256_file(tmp / ESM_WEIGHTS), **dataclasses.asdict(config)}
+        (tmp / ESM_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    return directory
+
+
+def _load_tensors(directory: str | Path, verify: bool) -> tuple[dict[str, np.ndarray], ESMConfig]:
+    """Read an ESM directory; a missing file, bad JSON or checksum mismatch raises :class:`PoolError`."""
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / ESM_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PoolError(f"ESM {directory}: cannot read {ESM_CONFIG} ({type(exc).__name__})") from None
+    weights_path = directory / ESM_WEIGHTS
+    if not weights_path.exists():
+        raise PoolError(f"ESM {directory}: {ESM_WEIGHTS} is missing")
+    if verify and sha256_file(weights_path) != meta.get("sha256"):
+        raise PoolError(
+            f"ESM {directory}: checksum mismatch in {ESM_WEIGHTS}; re-import or rebuild the entry"
+        )
+    try:
+        tensors = load_file(str(weights_path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise PoolError(f"ESM {directory}: unreadable {ESM_WEIGHTS} ({exc})") from None
+    return tensors, ESMConfig.from_dict(meta)
+
+
+class ResidualMLPMap:
+    """A small non-linear ESM (the paper's stated future work): ``f(x) = W x + b + V relu(U x + c)``.
+
+    The linear part is the closed-form ridge map; the MLP (hidden width ``hidden``) is then fitted by
+    AdamW to the ridge residuals, so the non-linear map is never worse than the linear one on the fit
+    data and starts from it. P2 must form ``f(F)`` explicitly (no Gram identity), so it costs O(N D h).
+    """
+
+    def __init__(self, tensors: dict[str, np.ndarray], config: ESMConfig | None = None) -> None:
+        self.tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        self.config = config or ESMConfig()
+        self.config.esm_architecture = "residual-mlp"
+        self.config.esm_embedding_dim = int(self.tensors["weight"].shape[0])
+
+    @classmethod
+    def fit(
+        cls,
+        base: np.ndarray,
+        tuned: np.ndarray,
+        *,
+        hidden: int = 128,
+        epochs: int = 30,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        config: ESMConfig | None = None,
+        seed: int = 0,
+    ) -> ResidualMLPMap:
+        config = config or ESMConfig()
+        base = np.asarray(base, dtype=np.float64)
+        tuned = np.asarray(tuned, dtype=np.float64)
+        weight, bias, lam = fit_ridge(base, tuned)
+        residual = tuned - (base @ weight.T + bias)
+        torch.manual_seed(seed)
+        x = torch.as_tensor(base, dtype=torch.float32)
+        y = torch.as_tensor(residual, dtype=torch.float32)
+        mlp = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, y.shape[1])
+        )
+        torch.nn.init.zeros_(mlp[2].weight)  # start exactly at the ridge map
+        torch.nn.init.zeros_(mlp[2].bias)
+        optimizer = torch.optim.AdamW(mlp.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=generator).split(64):
+                loss = torch.nn.functional.mse_loss(mlp(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        config.esm_ridge_lambda = lam
+        config.esm_fit = "ridge+mlp"
+        config.esm_num_epochs = epochs
+        config.esm_learning_rate = learning_rate
+        config.esm_weight_decay = weight_decay
+        config.esm_optimizer = "AdamW"
+        config.esm_num_fit_texts = len(base)
+        tensors = {
+            "weight": weight.astype(np.float32),
+            "bias": bias.astype(np.float32),
+            "hidden_weight": mlp[0].weight.detach().numpy(),
+            "hidden_bias": mlp[0].bias.detach().numpy(),
+            "out_weight": mlp[2].weight.detach().numpy(),
+            "out_bias": mlp[2].bias.detach().numpy(),
+        }
+        return cls(tensors, config)
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        t = {k: v.astype(np.float64) for k, v in self.tensors.items()}
+        x = np.asarray(embeddings, dtype=np.float64)
+        hidden = np.maximum(x @ t["hidden_weight"].T + t["hidden_bias"], 0.0)
+        return x @ t["weight"].T + t["bias"] + hidden @ t["out_weight"].T + t["out_bias"]
+
+    def save_pretrained(self, directory: str | Path, *, dtype: str = "float16") -> Path:
+        return _save_tensors(directory, self.tensors, self.config, dtype)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, verify: bool = True) -> ResidualMLPMap:
+        tensors, config = _load_tensors(directory, verify)
+        return cls(tensors, config)
