@@ -187,3 +187,24 @@ def test_esm_variants_build_and_rank(tmp_path, tiny_config):
         ranking = rank(target, pool, method=method)
         assert set(ranking.scores()) == {"v_a", "v_b"}, method
     assert pool.get("esm-sgd", "v_a").meta["esm_fit"] == "sgd"
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    from taskscout.methods.fusion import reciprocal_rank_fusion
+
+    fused = reciprocal_rank_fusion([{"a": 3.0, "b": 2.0, "c": 1.0}, {"c": 0.9, "a": 0.5}])
+    # a: 1/61 + 1/62; b: 1/62; c: 1/63 + 1/61
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+
+
+def test_fusion_method_ranks_pool(built_pool):
+    from taskscout.errors import TaskscoutError
+    from taskscout.methods import get_method
+
+    ranking = rank(make_task("t", n=60, seed=9), built_pool, method="fusion:esm-logme+esm-logme")
+    single = rank(make_task("t", n=60, seed=9), built_pool)
+    assert [s.source for s in ranking.sources] == [s.source for s in single.sources]
+    with pytest.raises(TaskscoutError, match="at least two"):
+        get_method("fusion:esm-logme")

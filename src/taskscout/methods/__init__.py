@@ -13,10 +13,15 @@ def registry() -> dict[str, type]:
 
 
 def get_method(name: str):
-    """An instance of the method called ``name``."""
+    """An instance of the method called ``name``; ``fusion:A+B`` fuses methods A and B by reciprocal rank."""
+    if name.startswith("fusion:"):
+        from taskscout.methods.fusion import RankFusion
+
+        return RankFusion(name.removeprefix("fusion:").split("+"))
     methods = registry()
     if name not in methods:
         raise TaskscoutError(
-            f"unknown method {name!r}; available: {', '.join(sorted(methods))} (see `taskscout methods`)"
+            f"unknown method {name!r}; available: {', '.join(sorted(methods))}, "
+            "or fusion:A+B (see `taskscout methods`)"
         )
     return methods[name]()

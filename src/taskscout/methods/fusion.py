@@ -1,0 +1,55 @@
+"""Rank fusion: combine several methods' rankings into one.
+
+Reciprocal rank fusion (Cormack et al. 2009): ``score(s) = sum over methods m of 1 / (60 + rank_m(s))``,
+with ranks from 1. It needs no score calibration across methods (LogME values and cosine similarities
+live on different scales) and the constant 60 damps the influence of any single method's top ranks.
+Name a fusion as ``fusion:METHOD+METHOD[+...]``, e.g. ``fusion:esm-logme+textemb``.
+"""
+
+from __future__ import annotations
+
+from taskscout.errors import TaskscoutError
+from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.pool.store import PoolEntry
+
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(rankings: list[dict[str, float]], k: int = RRF_K) -> dict[str, float]:
+    """Fuse score dicts (higher = better) by reciprocal rank; ties in a ranking broken by name."""
+    fused: dict[str, float] = {}
+    for scores in rankings:
+        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        for position, (source, _) in enumerate(ordered, start=1):
+            fused[source] = fused.get(source, 0.0) + 1.0 / (k + position)
+    return fused
+
+
+class RankFusion(SelectionMethod):
+    name = "fusion"
+    kind = None  # reads the entries of each member's kind
+    description = "reciprocal rank fusion of other methods (fusion:A+B)"
+    p1_cost = "the members' P1 steps"
+    p2_cost = "the sum of the members' P2 costs"
+
+    def __init__(self, members: list[str]) -> None:
+        from taskscout.methods import get_method
+
+        if len(members) < 2:
+            raise TaskscoutError("a fusion needs at least two methods, e.g. fusion:esm-logme+textemb")
+        self.members = [get_method(m) for m in members]
+        self.name = "fusion:" + "+".join(m.name for m in self.members)
+
+    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+        out = MethodScores()
+        rankings = []
+        for member in self.members:
+            own = [e for e in entries if member.kind is None or e.kind == member.kind]
+            result = member.score(target, own, progress=progress)
+            rankings.append(result.scores)
+            for source, why in result.failed.items():
+                out.failed.setdefault(source, f"{member.name}: {why}")
+        out.scores = reciprocal_rank_fusion(rankings)
+        for source in out.scores:
+            out.failed.pop(source, None)  # scored by at least one member
+        return out
