@@ -37,6 +37,9 @@ def transfer(
     limit_minutes: Annotated[
         float | None, typer.Option(help="Stop starting new runs after this long.")
     ] = None,
+    export_only: Annotated[
+        bool, typer.Option(help="Only write --export from finished runs; run nothing.")
+    ] = False,
     shard: Annotated[
         str, typer.Option(help="I/N: this worker's share when N workers run in parallel.")
     ] = "0/1",
@@ -85,6 +88,11 @@ def transfer(
         if deadline is not None and time.monotonic() > deadline:
             raise _Deadline
 
+    if export_only:
+        if not export:
+            raise typer.BadParameter("--export-only needs --export PATH")
+        write_ground_truth(store, chosen, export, sources, targets)
+        return
     try:
         done = run_transfer(
             sources,
@@ -121,7 +129,11 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
             "versions": versions,
             "runs": len(frame),
             "compute_seconds": round(float(frame["seconds"].sum()), 1),
-            "significance": significant_sources(records).to_dict(orient="records"),
+            # NaN is not JSON: a target without measured sources has no best gain.
+            "significance": [
+                {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                for row in significant_sources(records).to_dict(orient="records")
+            ],
         },
     ).save(path)
     console.print(f"wrote {path} ({len(records)} source-target pairs from {len(frame)} runs)")

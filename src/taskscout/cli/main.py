@@ -203,25 +203,20 @@ def _ensure_fetched(name: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning user-caused errors into one line."""
+    """Console-script entry point: run the app, turning user-caused errors into one line.
+
+    Click's standalone mode prints usage errors itself; everything taskscout raises for bad input is a
+    TaskscoutError, printed here as one line.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app(standalone_mode=False)
+        app()
     except TaskscoutError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is kept and the next run continues from it")
         sys.exit(130)
-    except (typer.Abort, typer.Exit) as exc:
-        sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
