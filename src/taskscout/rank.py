@@ -181,11 +181,10 @@ def rank(
     candidates = [e for e in entries if e.source not in excluded]
     context = Target(task, encoder)
     first = time.perf_counter()
-    context.features(progress="embedding target" if progress else False)
-    timings["embed_target"] = time.perf_counter() - first
-    first = time.perf_counter()
     result = selector.score(context, candidates, progress=progress)
-    timings["score"] = time.perf_counter() - first
+    # Methods embed the target lazily (some need no embeddings); report embedding and scoring apart.
+    timings["embed_target"] = context.embed_seconds
+    timings["score"] = time.perf_counter() - first - context.embed_seconds
     timings["score_per_source_ms"] = 1000 * timings["score"] / max(1, len(result.scores))
 
     by_name = {e.source: e for e in candidates}

@@ -191,6 +191,13 @@ def methods() -> None:
         table.add_column(column)
     for name, cls in sorted(registry().items()):
         table.add_row(name, cls.kind or "-", cls.description, cls.p1_cost, cls.p2_cost)
+    table.add_row(
+        "fusion:A+B",
+        "members'",
+        "reciprocal rank fusion of methods A, B, ...",
+        "the members'",
+        "sum of the members'",
+    )
     console.print(table)
 
 

@@ -7,9 +7,10 @@ from taskscout.errors import TaskscoutError
 
 def registry() -> dict[str, type]:
     """Method name -> class, for every method taskscout implements."""
-    from taskscout.methods import esm_logme
+    from taskscout.methods import esm_logme, source_model, text_stats, textemb
 
-    return {cls.name: cls for cls in (*esm_logme.METHODS,)}
+    families = (esm_logme, textemb, text_stats, source_model)
+    return {cls.name: cls for family in families for cls in family.METHODS}
 
 
 def get_method(name: str):

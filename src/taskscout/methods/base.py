@@ -8,6 +8,7 @@ A method may have a P1 step that stores a per-source representation in the pool 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,15 @@ class Target:
 
     task: Task
     encoder: Encoder
+    embed_seconds: float = 0.0  # time spent embedding the target (0 if no method needed it)
     _features: np.ndarray | None = field(default=None, repr=False)
 
     def features(self, progress: bool | str = False) -> np.ndarray:
         """Base-model embeddings of the target's inputs, computed on first use."""
         if self._features is None:
+            started = time.perf_counter()
             self._features = self.encoder.encode_task(self.task, progress=progress)
+            self.embed_seconds = time.perf_counter() - started
         return self._features
 
 

@@ -156,7 +156,12 @@ def build_pool(
     from taskscout.methods import get_method
 
     config = config or BuildConfig()
-    selectors = [m for m in (get_method(name) for name in methods) if m.kind is not None]
+    # One P1 step per entry kind: methods sharing a kind (the source-model family) share its entry.
+    by_kind = {}
+    for selector in (get_method(name) for name in methods):
+        if selector.kind is not None:
+            by_kind.setdefault(selector.kind, selector)
+    selectors = list(by_kind.values())
     if load_task is None:
         from taskscout.data.loaders import load_task as load_any
 

@@ -1,0 +1,138 @@
+r"""TextEmb (Vu et al., EMNLP 2020, "Exploring and Predicting Transferability across NLP Tasks").
+
+A task's TextEmb is the average, over the task's examples, of the masked mean of the BASE model's
+final-layer token states:
+
+.. math::
+
+    e(T) = \frac{1}{N}\sum_{i=1}^{N} \frac{\sum_t m_{it} h_{it}}{\sum_t m_{it}}
+
+(``h_it`` the last hidden state of token ``t`` of input ``i``, ``m`` the attention mask), i.e. the mean of
+the base encoder's mean-pooled embeddings. Sources are ranked by ``cos(e(source), e(target))``. The
+labels play no part: TextEmb measures domain similarity only.
+
+P1 stores ``e(source)`` over the source's capped fit sample (``max_fit_texts`` rows, the texts the ESM
+is fitted on, so when both are built the base embeddings come from the embedding cache). P2 reuses the
+target's cached base features when the pool's pooling is ``mean`` (the default); otherwise it embeds the
+target once more with mean pooling, since TextEmb is defined on mean-pooled token states.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from taskscout.data.task import Task
+from taskscout.encode.encoder import Encoder
+from taskscout.errors import PoolError
+from taskscout.io import write_json
+from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.pool.store import PoolEntry
+
+if TYPE_CHECKING:
+    from taskscout.pool.build import BuildContext
+
+TEXTEMB_FILE = "textemb.npy"
+
+
+def mean_pooling_view(encoder: Encoder) -> Encoder:
+    """``encoder`` itself if it mean-pools, else the same weights with mean pooling (same cache policy)."""
+    if encoder.spec.pooling == "mean":
+        return encoder
+    return Encoder.from_module(
+        encoder.model,
+        encoder.tokenizer,
+        name=encoder.name,
+        fingerprint=encoder.spec.fingerprint,
+        pooling="mean",
+        max_length=encoder.spec.max_length,
+        batch_size=encoder.batch_size,
+        cache=encoder.use_cache,
+    )
+
+
+def task_embedding(features: np.ndarray) -> np.ndarray:
+    """TextEmb of a task from its mean-pooled embeddings ``(N, D)``: their mean, in float64."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise ValueError(f"need a non-empty (N, D) feature matrix, got shape {features.shape}")
+    return features.mean(axis=0)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64; NaN when either vector is zero."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / norm) if norm > 0 else float("nan")
+
+
+class TextEmb(SelectionMethod):
+    """Cosine similarity of the mean base-model embeddings of source and target (Vu et al. 2020)."""
+
+    name = "textemb"
+    kind = "textemb"
+    description = "Cosine of the mean mean-pooled base-model embeddings of source and target (Vu et al. 2020)"
+    p1_cost = "embed up to max_fit_texts source rows with the base encoder (shared cache with ESM P1)"
+    p2_cost = "target's base embeddings (cached, shared with ESM-LogME); one D-dim cosine per source"
+
+    def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
+        """Average the base encoder's mean-pooled embeddings of the source's fit sample."""
+        from taskscout.pool.build import source_samples
+
+        _, fit, _ = source_samples(task, context.config)
+        encoder = mean_pooling_view(context.base_encoder)
+        features = encoder.encode_task(fit, progress=f"{task.name}: base embeddings" if progress else False)
+        vector = task_embedding(features)
+        np.save(out_dir / TEXTEMB_FILE, vector, allow_pickle=False)
+        write_json(
+            out_dir / "config.json",
+            {"embedding_dim": int(vector.size), "textemb_num_texts": len(fit), "textemb_pooling": "mean"},
+        )
+
+    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+        out = MethodScores()
+        target_vector: np.ndarray | None = None
+        for entry in tqdm(entries, desc="scoring sources", unit="source", disable=not progress, leave=False):
+            if entry.base_model != target.encoder.name:
+                out.failed[entry.source] = (
+                    f"built for base model {entry.base_model!r}, not {target.encoder.name!r}"
+                )
+                continue
+            try:
+                entry.verify()
+                vector = np.load(entry.path / TEXTEMB_FILE, allow_pickle=False)
+            except PoolError as exc:
+                out.failed[entry.source] = str(exc)
+                continue
+            except (OSError, ValueError) as exc:
+                out.failed[entry.source] = (
+                    f"unreadable {TEXTEMB_FILE} ({type(exc).__name__}); rebuild the entry"
+                )
+                continue
+            if vector.shape != (target.encoder.dim,):
+                out.failed[entry.source] = (
+                    f"embedding size {vector.size} does not match the encoder's {target.encoder.dim}"
+                )
+                continue
+            if target_vector is None:
+                target_vector = task_embedding(self._target_features(target, progress))
+            value = cosine(vector, target_vector)
+            if np.isfinite(value):
+                out.scores[entry.source] = value
+            else:
+                out.failed[entry.source] = "the source's mean embedding is zero"
+        return out
+
+    @staticmethod
+    def _target_features(target: Target, progress: bool) -> np.ndarray:
+        desc = "embedding target" if progress else False
+        if target.encoder.spec.pooling == "mean":
+            return target.features(progress=desc)
+        return mean_pooling_view(target.encoder).encode_task(target.task, progress=desc)
+
+
+METHODS = (TextEmb,)
