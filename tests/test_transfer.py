@@ -97,3 +97,36 @@ def test_ground_truth_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError, match="not valid"):
         GroundTruth.load(tmp_path / "bad.json")
+
+
+def test_evaluate_method_and_report(tmp_path, protocol, tiny_model_dir):
+    import pandas as pd
+
+    from taskscout.evaluate.benchmark import evaluate_method
+    from taskscout.evaluate.report import markdown_table, write_report
+    from taskscout.pool.build import build_pool
+    from taskscout.pool.store import Pool
+
+    tasks = {name: make_task(name, n=120, seed=i) for i, name in enumerate(["s1", "s2", "s3", "tgt"])}
+    pool = Pool.create(tmp_path / "pool")
+    build_pool(pool, [tasks[n] for n in ("s1", "s2", "s3")], protocol.source, progress=False)
+    records = pd.DataFrame(
+        [
+            {"source": "", "target": "tgt", "mean": 0.70, "std": 0.01, "n": 2},
+            {"source": "s1", "target": "tgt", "mean": 0.80, "std": 0.01, "n": 2},
+            {"source": "s2", "target": "tgt", "mean": 0.60, "std": 0.01, "n": 2},
+            {"source": "s3", "target": "tgt", "mean": 0.75, "std": 0.01, "n": 2},
+        ]
+    )
+    gt = GroundTruth(protocol={"name": "tiny"}, records=records, meta={})
+    result = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__)
+    row = result.per_target.iloc[0]
+    assert row["target"] == "tgt" and row["sources_ranked"] == 3
+    assert 0 <= row["regret@1"] <= (0.80 - 0.60) / 0.80 * 100 + 1e-9
+    assert row["regret@3"] == pytest.approx(0.0)  # all three sources are in the top 3
+    assert result.storage_bytes_per_source > 0 and result.p2_ms_per_source > 0
+    md, page = write_report([result], gt, tmp_path / "report")
+    assert "| esm-logme |" in markdown_table([result])
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 3 and "Regret@k" in text
+    assert "esm-logme" in md.read_text()

@@ -190,6 +190,7 @@ def bench(
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports"),
 ) -> None:
     """Run every method on every benchmark target; write report.md and report.html with plots."""
+    from taskscout.errors import PoolError
     from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
     from taskscout.evaluate.report import markdown_table, write_report
@@ -203,7 +204,14 @@ def bench(
     results = []
     for name in methods or sorted(registry()):
         console.print(f"evaluating {name} ...")
-        results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load))
+        try:
+            results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load))
+        except PoolError as exc:  # a method whose P1 entries were not built into this pool
+            console.print(f"[yellow]skipped {name}: {exc}[/yellow]")
+    if not results:
+        raise PoolError(
+            f"no method could be evaluated on pool {opened.path}; build entries with `taskscout pool build`"
+        )
     md, page = write_report(results, gt, out)
     console.print(markdown_table(results))
     console.print(f"wrote {md} and {page}")
