@@ -108,7 +108,7 @@ def rank(
         ("type", "left"),
         ("#examples", "right"),
     ):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, no_wrap=column in ("source", "score"))
     for row in result.sources:
         table.add_row(
             str(row.rank),
