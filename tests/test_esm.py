@@ -80,3 +80,36 @@ def test_residual_mlp_map_improves_on_nonlinear_relation(tmp_path):
     again = ResidualMLPMap.from_pretrained(tmp_path / "m")
     assert np.allclose(again.transform(base[:5]), mlp.transform(base[:5]), atol=1e-5)
     assert again.config.esm_architecture == "residual-mlp"
+
+
+def test_fp16_storage_moves_scores_less_than_1e3(tmp_path):
+    """The shipped pool stores fp16 maps; LogME scores must move by < 1e-3 against fp32."""
+    from taskscout.methods.logme import esm_logme
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(300, 64)) / 8  # sentence-embedding-like magnitudes
+    labels = rng.integers(0, 3, size=300)
+    maps = [
+        EmbeddingSpaceMap.fit(
+            features,
+            features @ (np.eye(64) + 0.3 * rng.normal(size=(64, 64)) / 8) + 0.05 * rng.normal(size=(300, 64)),
+        )
+        for _ in range(3)
+    ]
+    full = [
+        EmbeddingSpaceMap.from_pretrained(m.save_pretrained(tmp_path / f"f{i}", dtype="float32"))
+        for i, m in enumerate(maps)
+    ]
+    half = [
+        EmbeddingSpaceMap.from_pretrained(m.save_pretrained(tmp_path / f"h{i}")) for i, m in enumerate(maps)
+    ]
+
+    def score(ms):
+        return esm_logme(
+            features,
+            labels,
+            np.stack([m.weight for m in ms]),
+            np.stack([m.bias for m in ms]),
+        )
+
+    assert np.max(np.abs(score(full) - score(half))) < 1e-3

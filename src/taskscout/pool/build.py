@@ -169,6 +169,8 @@ def build_pool(
             return load_any(name if ":" in name else f"catalog:{name}")
 
     context = BuildContext(config)
+    # Record the configuration up front, so a pool whose build is interrupted still says how it was built.
+    pool.update_info(build={**pool.info.get("build", {}), "config": config.to_dict()})
     results = []
     for source in sources:
         name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
