@@ -221,24 +221,31 @@ def run_transfer(
         for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate)
         if _shard_of(run.source, count) == index
     ]
-    groups: dict[str, list[PlannedRun]] = {}
+    # Work in passes over seeds: after the first pass a complete one-seed matrix exists, which is
+    # already useful for evaluation if a long job is cut short. Within a pass, runs are grouped by
+    # source so each source model is loaded once per pass.
+    groups: dict[tuple[int, str], list[PlannedRun]] = {}
     for run in plan:
-        groups.setdefault(run.source, []).append(run)
+        groups.setdefault((run.seed, run.source), []).append(run)
     samples: dict[str, tuple[Task, Task]] = {}
+    models: dict[str, Any] = {}
     done = 0
     while groups:
-        source = _next_source(groups, protocol, load_task)
-        source_model = None
-        if source != BASELINE:
+        key = _next_group(groups, protocol, load_task)
+        source = key[1]
+        if source != BASELINE and source not in models:
+            models.clear()  # keep one source model in memory at a time
             train, _, _ = source_samples(load_task(source), protocol.source)
-            source_model = load_or_finetune(
+            models[source] = load_or_finetune(
                 train, protocol.source.model, protocol.source.train, progress=f"{source}: source fine-tuning"
             )
-        for run in groups.pop(source):
+        for run in groups.pop(key):
             if run.target not in samples:
                 samples[run.target] = target_samples(load_task(run.target), protocol)
             started = time.perf_counter()
-            metrics = run_one(source_model, protocol.source.model, *samples[run.target], protocol, run.seed)
+            metrics = run_one(
+                models.get(source), protocol.source.model, *samples[run.target], protocol, run.seed
+            )
             seconds = time.perf_counter() - started
             store.add(protocol, run.source, run.target, run.seed, metrics, seconds)
             done += 1
@@ -253,22 +260,28 @@ def _shard_of(source: str, count: int) -> int:
     return int(hashlib.sha256(source.encode()).hexdigest(), 16) % count
 
 
-def _next_source(
-    groups: dict[str, list[PlannedRun]], protocol: TransferProtocol, load_task: Callable[[str], Task]
-) -> str:
-    """Baselines first, then sources whose fine-tuned model is already cached (a pool build running
-    alongside produces them), then the last remaining source (pool builds go in list order)."""
+def _next_group(
+    groups: dict[tuple[int, str], list[PlannedRun]],
+    protocol: TransferProtocol,
+    load_task: Callable[[str], Task],
+) -> tuple[int, str]:
+    """The lowest seed pass first; in it, baselines first, then sources whose fine-tuned model is cached
+    (a pool build running alongside produces them), then the last remaining source (pool builds go in
+    list order, so the two meet late)."""
     from taskscout.train.finetune import finetuned_model_dir
 
-    if BASELINE in groups:
-        return BASELINE
-    for source in groups:
-        train, _, _ = source_samples(load_task(source), protocol.source)
+    seed = min(s for s, _ in groups)
+    candidates = [key for key in groups if key[0] == seed]
+    for key in candidates:
+        if key[1] == BASELINE:
+            return key
+    for key in candidates:
+        train, _, _ = source_samples(load_task(key[1]), protocol.source)
         if (
             finetuned_model_dir(train, protocol.source.model, protocol.source.train) / "finetuned.json"
         ).exists():
-            return source
-    return list(groups)[-1]
+            return key
+    return candidates[-1]
 
 
 def aggregate_runs(frame: pd.DataFrame) -> pd.DataFrame:
