@@ -208,3 +208,12 @@ def test_fusion_method_ranks_pool(built_pool):
     assert [s.source for s in ranking.sources] == [s.source for s in single.sources]
     with pytest.raises(TaskscoutError, match="at least two"):
         get_method("fusion:esm-logme")
+
+
+def test_reindex_keeps_checksums(built_pool):
+    built_pool.reindex()
+    entry = built_pool.get("esm", "src_a")
+    assert "esm.safetensors" in entry.meta["files"]
+    (entry.path / "esm.safetensors").write_bytes(b"tampered")
+    with pytest.raises(PoolError, match="checksum"):
+        entry.verify()

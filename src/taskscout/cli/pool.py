@@ -137,7 +137,7 @@ def list_entries(
         return
     table = Table(title=f"{opened.path} ({len(entries)} entries)")
     for column in ("kind", "source", "type", "lang", "#examples", "base model", "ESM R²", "source acc/corr"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("kind", "source"))
     for e in entries:
         r2 = e.meta.get("esm_r2_heldout")
         lm = e.meta.get("lm_eval", {}).get("main")

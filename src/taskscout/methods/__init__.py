@@ -7,9 +7,9 @@ from taskscout.errors import TaskscoutError
 
 def registry() -> dict[str, type]:
     """Method name -> class, for every method taskscout implements."""
-    from taskscout.methods import esm_logme, source_model, text_stats, textemb
+    from taskscout.methods import curvegrad, esm_logme, source_model, taskemb, text_stats, textemb, tupate
 
-    families = (esm_logme, textemb, text_stats, source_model)
+    families = (esm_logme, textemb, text_stats, source_model, tupate, taskemb, curvegrad)
     return {cls.name: cls for family in families for cls in family.METHODS}
 
 

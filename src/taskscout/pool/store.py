@@ -208,6 +208,8 @@ class Pool:
         _check_name(source)
         meta = read_json(staged / "config.json")
         meta["files"] = {f.name: sha256_file(f) for f in sorted(staged.iterdir()) if f.name != "config.json"}
+        # The entry's own config.json carries the checksums too, so a rebuilt index can still verify.
+        write_json(staged / "config.json", meta)
         target = self.path / "entries" / kind / source
         with self._locked():
             target.parent.mkdir(parents=True, exist_ok=True)
