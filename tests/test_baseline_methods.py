@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from taskscout.methods.base import Target
+from taskscout.methods.base import Target, cosine
 from taskscout.methods.logme import logme
 from taskscout.methods.source_model import (
     METHODS as SOURCE_MODEL_METHODS,
@@ -26,7 +26,7 @@ from taskscout.methods.source_model import (
 from taskscout.methods.text_stats import METHODS as TEXT_STATS_METHODS
 from taskscout.methods.text_stats import DataSize, jaccard, token_id_set
 from taskscout.methods.textemb import METHODS as TEXTEMB_METHODS
-from taskscout.methods.textemb import cosine, task_embedding
+from taskscout.methods.textemb import task_embedding
 from taskscout.pool.build import BuildConfig, build_pool
 from taskscout.pool.store import Pool, PoolEntry
 from taskscout.rank import rank

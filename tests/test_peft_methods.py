@@ -16,7 +16,8 @@ import torch
 
 from taskscout.data.task import Task
 from taskscout.methods.curvegrad import CurveGrad, curve_features, standardised_distances
-from taskscout.methods.taskemb import TaskEmb, layer_output_fisher, reciprocal_rank_fusion
+from taskscout.methods.fusion import reciprocal_rank_fusion_matrix as reciprocal_rank_fusion
+from taskscout.methods.taskemb import TaskEmb, layer_output_fisher
 from taskscout.methods.tupate import (
     PrefixEncoder,
     TuPaTEBitFit,

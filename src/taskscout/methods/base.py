@@ -85,3 +85,11 @@ def compatible_entries(entries: list[PoolEntry], encoder: Encoder, out: MethodSc
         else:
             usable.append(entry)
     return usable
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64 (inputs flattened); NaN when either vector is zero."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / norm) if norm > 0 else float("nan")

@@ -8,6 +8,9 @@ Name a fusion as ``fusion:METHOD+METHOD[+...]``, e.g. ``fusion:esm-logme+textemb
 
 from __future__ import annotations
 
+import numpy as np
+from scipy.stats import rankdata
+
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import MethodScores, SelectionMethod, Target
 from taskscout.pool.store import PoolEntry
@@ -23,6 +26,21 @@ def reciprocal_rank_fusion(rankings: list[dict[str, float]], k: int = RRF_K) -> 
         for position, (source, _) in enumerate(ordered, start=1):
             fused[source] = fused.get(source, 0.0) + 1.0 / (k + position)
     return fused
+
+
+def reciprocal_rank_fusion_matrix(similarities: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """Fuse per-component similarities ``(sources, components)`` into one score per source.
+
+    ``score_s = sum_c 1 / (k + rank_c(s))``, where ``rank_c`` ranks sources by decreasing similarity in
+    component ``c`` (1 = most similar; ties share their average rank).
+    """
+    sims = np.asarray(similarities, dtype=np.float64)
+    if sims.ndim != 2:
+        raise ValueError("similarities must be a (sources, components) matrix")
+    if sims.shape[0] == 0:
+        return np.zeros(0)
+    ranks = rankdata(-sims, axis=0, method="average")
+    return np.sum(1.0 / (k + ranks), axis=1)
 
 
 class RankFusion(SelectionMethod):

@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
-from taskscout.methods.tupate import cosine, entry_problem
+from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
+from taskscout.methods.fusion import reciprocal_rank_fusion_matrix
+from taskscout.methods.tupate import entry_problem
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from taskscout.train.finetune import FineTuned
 
 FISHER_FILE = "taskemb.safetensors"
-RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -63,21 +62,6 @@ class TaskEmbConfig:
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
-def reciprocal_rank_fusion(similarities: np.ndarray, k: int = RRF_K) -> np.ndarray:
-    """Fuse per-component similarities ``(sources, components)`` into one score per source.
-
-    ``score_s = sum_c 1 / (k + rank_c(s))``, where ``rank_c`` ranks sources by decreasing similarity in
-    component ``c`` (1 = most similar; ties share their average rank).
-    """
-    sims = np.asarray(similarities, dtype=np.float64)
-    if sims.ndim != 2:
-        raise ValueError("similarities must be a (sources, components) matrix")
-    if sims.shape[0] == 0:
-        return np.zeros(0)
-    ranks = rankdata(-sims, axis=0, method="average")
-    return np.sum(1.0 / (k + ranks), axis=1)
-
-
 # ---------------------------------------------------------------------------------------------- Fisher
 def layer_output_fisher(
     tuned: FineTuned, task: Task, *, batch_size: int = 32, progress: bool | str = False
@@ -244,7 +228,7 @@ class TaskEmb(SelectionMethod):
                 names.append(entry.source)
                 rows_of_sims.append(sims)
         if names:
-            fused = reciprocal_rank_fusion(np.asarray(rows_of_sims))
+            fused = reciprocal_rank_fusion_matrix(np.asarray(rows_of_sims))
             out.scores.update({name: float(v) for name, v in zip(names, fused, strict=True)})
         return out
 

@@ -29,7 +29,7 @@ from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
 from taskscout.errors import PoolError
 from taskscout.io import write_json
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -60,14 +60,6 @@ def task_embedding(features: np.ndarray) -> np.ndarray:
     if features.ndim != 2 or features.shape[0] == 0:
         raise ValueError(f"need a non-empty (N, D) feature matrix, got shape {features.shape}")
     return features.mean(axis=0)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity in float64; NaN when either vector is zero."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / norm) if norm > 0 else float("nan")
 
 
 class TextEmb(SelectionMethod):

@@ -73,11 +73,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -202,14 +201,6 @@ def layerwise_embedding(named_params: dict[str, Any], num_layers: int) -> np.nda
     return np.mean(np.stack(rows), axis=0)
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity; NaN when either vector is zero."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / norms) if norms > 0 else float("nan")
-
-
 # ---------------------------------------------------------------------------------------------- PEFT modules
 class PrefixEncoder(nn.Module):
     """P-Tuning v2 on a BERT-like encoder: trainable keys and values prepended in every self-attention.
@@ -327,7 +318,13 @@ def tune(
     """
     from taskscout.encode.encoder import Encoder
     from taskscout.evaluate.scoring import score_predictions
-    from taskscout.train.finetune import SequenceModel, load_backbone
+    from taskscout.train.finetune import (
+        SequenceModel,
+        TrainingTargets,
+        batch_logits,
+        load_backbone,
+        train_steps,
+    )
 
     if len(task) == 0:
         raise TaskscoutError(f"task {task.name!r} has no rows to tune on")
@@ -346,16 +343,7 @@ def tune(
     model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout)
     initial = {n: p.detach().clone() for n, p in peft_params().items()}
 
-    if task.is_classification:
-        targets = torch.as_tensor(task.labels, dtype=torch.long)
-        loss_fn: nn.Module = nn.CrossEntropyLoss()
-        mean = std = None
-    else:
-        labels = task.labels.reshape(len(task), -1)
-        mean = labels.mean(axis=0)
-        std = np.where(labels.std(axis=0) > 0, labels.std(axis=0), 1.0)
-        targets = torch.as_tensor((labels - mean) / std, dtype=torch.float32)
-        loss_fn = nn.MSELoss()
+    targets = TrainingTargets.of(task)
 
     lr = config.learning_rate_for(variant)
     head_decay = [model.head.weight]
@@ -367,7 +355,6 @@ def tune(
         ],
         lr=lr,
     )
-    trainable = [p for p in model.parameters() if p.requires_grad]
     steps_per_epoch = math.ceil(len(task) / config.batch_size)
     early_steps = max(config.min_steps, int(round(config.early_epochs * steps_per_epoch)))
     total_steps = max(early_steps, int(round(config.late_epochs * steps_per_epoch))) if late else early_steps
@@ -379,63 +366,45 @@ def tune(
 
     def validate() -> float:
         assert validation is not None
-        model.eval()
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(validation), 64):
-                stop = start + 64
-                batch = helper.tokenize(
-                    validation.texts[start:stop],
-                    None if validation.text_pairs is None else validation.text_pairs[start:stop],
-                )
-                outputs.append(model(batch).float().numpy())
-        model.train()
-        logits = np.concatenate(outputs)
-        if task.is_classification:
-            predictions = logits.argmax(axis=1)
-        else:
-            predictions = logits * std + mean
-            predictions = predictions[:, 0] if validation.labels.ndim == 1 else predictions
-        return float(score_predictions(validation, predictions)["main"])
+        logits = batch_logits(model, helper, validation)
+        return float(score_predictions(validation, targets.predictions(validation, logits))["main"])
 
-    rng = np.random.default_rng(config.seed)
     started = time.perf_counter()
-    desc = progress if isinstance(progress, str) else f"{variant} on {task.name}"
-    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, leave=False)
-    model.train()
-    step = epoch = 0
-    losses: list[float] = []
     early: np.ndarray | None = None
     best: tuple[float, int, np.ndarray] | None = None
     early_seconds = 0.0
-    while step < total_steps:
-        order = rng.permutation(len(task))
-        for start in range(0, len(task), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            batch = helper.tokenize(
-                [task.texts[i] for i in idx],
-                None if task.text_pairs is None else [task.text_pairs[i] for i in idx],
-            )
-            loss = loss_fn(model(batch), targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            if step == early_steps:
-                early = embedding()
-                early_seconds = time.perf_counter() - started
-            if step >= total_steps:
-                break
-        epoch += 1
+
+    def on_step(step: int) -> None:
+        nonlocal early, early_seconds
+        if step == early_steps:
+            early = embedding()
+            early_seconds = time.perf_counter() - started
+
+    def on_epoch(epoch: int) -> None:
+        nonlocal best
         if late:
             score = validate()
             if best is None or score > best[0]:
                 best = (score, epoch, embedding())
-    bar.close()
+
+    # Constant learning rate (no scheduler): the early snapshot is then the same whether or not a
+    # longer late run follows.
+    losses = train_steps(
+        model,
+        helper,
+        task,
+        targets,
+        optimizer,
+        total_steps=total_steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        grad_clip=config.grad_clip,
+        progress=progress
+        if isinstance(progress, str)
+        else (f"{variant} on {task.name}" if progress else False),
+        on_step=on_step,
+        on_epoch=on_epoch,
+    )
     assert early is not None
     info = {
         "variant": variant,

@@ -89,17 +89,7 @@ class FineTuned:
 
     def predict(self, task: Task, *, batch_size: int = 64) -> np.ndarray:
         """Class ids (classification) or targets in the original scale (regression)."""
-        self.model.eval()
-        enc = self.encoder(batch_size=batch_size)
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(task), batch_size):
-                stop = start + batch_size
-                batch = enc.tokenize(
-                    task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
-                )
-                outputs.append(self.model(batch).float().numpy())
-        logits = np.concatenate(outputs) if outputs else np.zeros((0, self.model.head.out_features))
+        logits = batch_logits(self.model, self.encoder(batch_size=batch_size), task, batch_size)
         if self.task_type == "classification":
             return logits.argmax(axis=1)
         pred = logits * self.target_std + self.target_mean
@@ -185,6 +175,110 @@ def load_backbone(model: str | nn.Module, tokenizer: Any = None) -> tuple[nn.Mod
     )
 
 
+@dataclass
+class TrainingTargets:
+    """Label tensor and loss for a task; regression targets standardised with the training statistics."""
+
+    targets: torch.Tensor
+    loss_fn: nn.Module
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> TrainingTargets:
+        if task.is_classification:
+            return cls(torch.as_tensor(task.labels, dtype=torch.long), nn.CrossEntropyLoss())
+        labels = task.labels.reshape(len(task), -1)
+        mean = labels.mean(axis=0)
+        std = np.where(labels.std(axis=0) > 0, labels.std(axis=0), 1.0)
+        return cls(torch.as_tensor((labels - mean) / std, dtype=torch.float32), nn.MSELoss(), mean, std)
+
+    def predictions(self, task: Task, logits: np.ndarray) -> np.ndarray:
+        """Class ids, or regression outputs back on the original scale."""
+        if self.mean is None:
+            return logits.argmax(axis=1)
+        pred = logits * self.std + self.mean
+        return pred[:, 0] if task.labels.ndim == 1 else pred
+
+
+def batch_logits(model: SequenceModel, tokenizer_of: Encoder, task: Task, batch_size: int = 64) -> np.ndarray:
+    """Head outputs for every row of ``task`` (eval mode, no gradients); restores the training mode."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(task), batch_size):
+            stop = start + batch_size
+            batch = tokenizer_of.tokenize(
+                task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
+            )
+            outputs.append(model(batch).float().numpy())
+    model.train(was_training)
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.head.out_features))
+
+
+def train_steps(
+    model: SequenceModel,
+    tokenizer_of: Encoder,
+    task: Task,
+    targets: TrainingTargets,
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    batch_size: int,
+    seed: int,
+    grad_clip: float = 1.0,
+    scheduler: Any = None,
+    progress: bool | str = False,
+    on_step: Any = None,
+    on_epoch: Any = None,
+) -> list[float]:
+    """The one training loop: shuffled mini-batches until ``total_steps``; returns the loss per step.
+
+    ``on_step(step)`` runs after each optimiser step and ``on_epoch(epoch)`` after each full pass, for
+    callers that snapshot parameters or validate (TuPaTE's early and late task embeddings).
+    """
+    rng = np.random.default_rng(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    desc = progress if isinstance(progress, str) else f"fine-tuning on {task.name}"
+    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, leave=False)
+    model.train()
+    step = epoch = 0
+    losses: list[float] = []
+    while step < total_steps:
+        order = rng.permutation(len(task))
+        for start in range(0, len(task), batch_size):
+            if step >= total_steps:
+                break
+            idx = order[start : start + batch_size]
+            batch = tokenizer_of.tokenize(
+                [task.texts[i] for i in idx],
+                None if task.text_pairs is None else [task.text_pairs[i] for i in idx],
+            )
+            loss = targets.loss_fn(model(batch), targets.targets[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+            if on_step is not None:
+                on_step(step)
+        else:
+            epoch += 1
+            if on_epoch is not None:
+                on_epoch(epoch)
+    bar.close()
+    model.eval()
+    return losses
+
+
 def finetune(
     task: Task,
     base: str | nn.Module,
@@ -199,22 +293,9 @@ def finetune(
     if len(task) == 0:
         raise TaskscoutError(f"task {task.name!r} has no rows to fine-tune on")
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     encoder, tokenizer, base_name = load_backbone(base, tokenizer)
-    classification = task.is_classification
-    num_outputs = task.num_classes
-    model = SequenceModel(encoder, num_outputs, config.pooling, config.dropout)
-    target_mean = target_std = None
-    if classification:
-        targets = torch.as_tensor(task.labels, dtype=torch.long)
-        loss_fn: nn.Module = nn.CrossEntropyLoss()
-    else:
-        labels = task.labels.reshape(len(task), -1)
-        target_mean = labels.mean(axis=0)
-        target_std = np.where(labels.std(axis=0) > 0, labels.std(axis=0), 1.0)
-        targets = torch.as_tensor((labels - target_mean) / target_std, dtype=torch.float32)
-        loss_fn = nn.MSELoss()
-
+    model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout)
+    targets = TrainingTargets.of(task)
     steps_per_epoch = math.ceil(len(task) / config.batch_size)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     warmup = int(config.warmup_ratio * total_steps)
@@ -238,36 +319,20 @@ def finetune(
     helper = Encoder.from_module(
         encoder, tokenizer, name=base_name, fingerprint="train", max_length=config.max_length, cache=False
     )
-    model.train()
     started = time.perf_counter()
-    desc = progress if isinstance(progress, str) else f"fine-tuning on {task.name}"
-    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, leave=False)
-    step = 0
-    losses: list[float] = []
-    while step < total_steps:
-        order = rng.permutation(len(task))
-        for start in range(0, len(task), config.batch_size):
-            if step >= total_steps:
-                break
-            idx = order[start : start + config.batch_size]
-            batch = helper.tokenize(
-                [task.texts[i] for i in idx],
-                None if task.text_pairs is None else [task.text_pairs[i] for i in idx],
-            )
-            loss = loss_fn(model(batch), targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
-    bar.close()
-    model.eval()
+    losses = train_steps(
+        model,
+        helper,
+        task,
+        targets,
+        optimizer,
+        total_steps=total_steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        grad_clip=config.grad_clip,
+        scheduler=scheduler,
+        progress=progress,
+    )
     meta = {
         "name": f"{base_name}+{task.name}",
         "base_model": base_name,
@@ -286,9 +351,9 @@ def finetune(
         tokenizer=tokenizer,
         task_type=task.task_type,
         config=config,
-        label_names=task.label_names if classification else None,
-        target_mean=target_mean,
-        target_std=target_std,
+        label_names=task.label_names if task.is_classification else None,
+        target_mean=targets.mean,
+        target_std=targets.std,
         info=meta,
     )
 
