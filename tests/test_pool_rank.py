@@ -217,3 +217,14 @@ def test_reindex_keeps_checksums(built_pool):
     (entry.path / "esm.safetensors").write_bytes(b"tampered")
     with pytest.raises(PoolError, match="checksum"):
         entry.verify()
+
+
+def test_build_from_a_data_file(tmp_path, tiny_config):
+    frame = make_task("from_file", n=80, seed=4).to_pandas()
+    frame.to_csv(tmp_path / "my_source.csv", index=False)
+    pool = Pool.create(tmp_path / "p")
+    results = build_pool(pool, [str(tmp_path / "my_source.csv")], tiny_config, progress=False)
+    assert results[0].status == "built", results[0].message
+    assert pool.entries()[0].source == "my_source"
+    again = build_pool(pool, [str(tmp_path / "my_source.csv")], tiny_config, progress=False)
+    assert again[0].status == "skipped" and again[0].source == "my_source"

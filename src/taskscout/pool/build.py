@@ -166,32 +166,40 @@ def build_pool(
         from taskscout.data.loaders import load_task as load_any
 
         def load_task(name: str) -> Task:
-            return load_any(name if ":" in name else f"catalog:{name}")
+            # A bare name is a catalog task unless it is an existing file or directory.
+            return load_any(name if ":" in name or Path(name).exists() else f"catalog:{name}")
 
     context = BuildContext(config)
     # Record the configuration up front, so a pool whose build is interrupted still says how it was built.
     pool.update_info(build={**pool.info.get("build", {}), "config": config.to_dict()})
+
+    def build_one(source: str | Task) -> BuildResult:
+        started = time.perf_counter()
+        task = source if isinstance(source, Task) else None
+        name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
+        try:
+            if task is None and Path(name).exists():
+                # A user's file: its entry is named by the loader (the file stem), so load it first.
+                task = load_task(name)
+                name = task.name
+            todo = [m for m in selectors if force or not pool.has(m.kind, name)]
+            if not todo:
+                return BuildResult(name, "skipped", message="already in the pool")
+            task = task if task is not None else load_task(str(source))
+            for selector in todo:
+                build_entry(pool, selector, task, context, progress=progress)
+            return BuildResult(name, "built", time.perf_counter() - started)
+        except TaskscoutError as exc:
+            return BuildResult(name, "failed", time.perf_counter() - started, str(exc))
+        except Exception as exc:  # one bad source must not end a multi-hour build
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            return BuildResult(name, "failed", time.perf_counter() - started, last)
+
     results = []
     for source in sources:
-        name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
-        started = time.perf_counter()
-        todo = [m for m in selectors if force or not pool.has(m.kind, name)]
-        if not todo:
-            result = BuildResult(name, "skipped", message="already in the pool")
-        else:
-            try:
-                task = source if isinstance(source, Task) else load_task(str(source))
-                for selector in todo:
-                    build_entry(pool, selector, task, context, progress=progress)
-                result = BuildResult(name, "built", time.perf_counter() - started)
-            except TaskscoutError as exc:
-                result = BuildResult(name, "failed", time.perf_counter() - started, str(exc))
-            except Exception as exc:  # one bad source must not end a multi-hour build
-                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                result = BuildResult(name, "failed", time.perf_counter() - started, last)
-        results.append(result)
+        results.append(build_one(source))
         if on_result is not None:
-            on_result(result)
+            on_result(results[-1])
     built = [r for r in results if r.status == "built"]
     if built:
         history = list(pool.info.get("build", {}).get("history", []))
