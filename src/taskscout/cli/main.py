@@ -162,9 +162,16 @@ def inspect(
     table = Table(title=f"{source}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in report.to_dict().items():
-        if key != "warnings":
-            table.add_row(key, str(value))
+    choice = report.choice
+    table.add_row("text column", str(choice.text_column))
+    table.add_row("pair column", str(choice.text_pair_column or "-"))
+    table.add_row("label column", str(choice.label_column))
+    table.add_row("why", "\n".join(choice.reasons) or "-")
+    table.add_row("rows read / kept", f"{report.rows_read:,} / {report.rows_kept:,}")
+    dropped = f"{report.dropped_missing_text:,} missing text, {report.dropped_missing_label:,} missing label"
+    table.add_row("rows dropped", dropped)
+    if report.truncated_texts:
+        table.add_row("texts truncated", f"{report.truncated_texts:,}")
     for key in ("rows", "task_type", "pair", "language"):
         table.add_row(key, str(summary[key]))
     if task.is_classification:
