@@ -228,3 +228,8 @@ def test_build_from_a_data_file(tmp_path, tiny_config):
     assert pool.entries()[0].source == "my_source"
     again = build_pool(pool, [str(tmp_path / "my_source.csv")], tiny_config, progress=False)
     assert again[0].status == "skipped" and again[0].source == "my_source"
+
+
+def test_unknown_model_is_one_clear_error(built_pool):
+    with pytest.raises(PoolError, match="no entries for base model 'someone/other'"):
+        rank(make_task("t", n=60, seed=9), built_pool, model="someone/other")

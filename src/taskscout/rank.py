@@ -163,14 +163,20 @@ def rank(
         raise PoolError(
             f"pool {pool_obj.path} has no {selector.kind or ''} entries; build it with `taskscout pool build`"
         )
+    models = sorted({e.base_model for e in entries})
+    if model is not None and model not in models:
+        raise PoolError(
+            f"pool {pool_obj.path} has no entries for base model {model!r} (it holds {', '.join(models)}); "
+            "build a pool for that model with `taskscout pool build --model`"
+        )
     if model is None:
-        models = sorted({e.base_model for e in entries})
         if len(models) > 1:
             raise PoolError(
                 f"pool {pool_obj.path} holds entries for several base models ({', '.join(models)}); "
                 "pick one with --model"
             )
         model = models[0]
+    entries = [e for e in entries if e.base_model == model]
     first = time.perf_counter()
     pooling = str(entries[0].meta.get("base_model_pooling", "mean"))
     max_length = int(entries[0].meta.get("base_model_max_length", 128))
