@@ -130,3 +130,16 @@ def test_evaluate_method_and_report(tmp_path, protocol, tiny_model_dir):
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 3 and "Regret@k" in text
     assert "esm-logme" in md.read_text()
+
+
+def test_runs_save_and_restore(tmp_path, protocol):
+    store = ResultStore(tmp_path / "a.sqlite")
+    store.add(protocol, BASELINE, "t", 0, {"main": 0.5, "accuracy": 0.5}, 1.0)
+    store.add(protocol, "s", "t", 0, {"main": 0.6, "accuracy": 0.6}, 2.0)
+    assert store.save_runs(tmp_path / "runs.csv", protocol) == 2
+    other = ResultStore(tmp_path / "b.sqlite")
+    assert other.restore(tmp_path / "runs.csv") == 2
+    assert other.restore(tmp_path / "runs.csv") == 0  # idempotent
+    assert other.done(protocol) == {(BASELINE, "t", 0), ("s", "t", 0)}
+    frame = other.frame(protocol)
+    assert sorted(frame["main"]) == [0.5, 0.6]

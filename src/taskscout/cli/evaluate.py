@@ -37,6 +37,9 @@ def transfer(
     limit_minutes: Annotated[
         float | None, typer.Option(help="Stop starting new runs after this long.")
     ] = None,
+    restore: Annotated[
+        Path | None, typer.Option(help="First add the runs of a runs CSV (written beside --export).")
+    ] = None,
     export_only: Annotated[
         bool, typer.Option(help="Only write --export from finished runs; run nothing.")
     ] = False,
@@ -88,6 +91,8 @@ def transfer(
         if deadline is not None and time.monotonic() > deadline:
             raise _Deadline
 
+    if restore is not None:
+        console.print(f"restored {store.restore(restore)} runs from {restore}")
     if export_only:
         if not export:
             raise typer.BadParameter("--export-only needs --export PATH")
@@ -125,7 +130,8 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
         protocol={"name": protocol.name, "hash": protocol.hash(), **protocol.to_dict()},
         records=records,
         meta={
-            "regenerate": "taskscout transfer --benchmark --export " + str(path),
+            "regenerate": f"taskscout transfer --benchmark --restore {path.with_suffix('.runs.csv')} "
+            f"--export {path}",
             "versions": versions,
             "runs": len(frame),
             "compute_seconds": round(float(frame["seconds"].sum()), 1),
@@ -136,7 +142,9 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
             ],
         },
     ).save(path)
-    console.print(f"wrote {path} ({len(records)} source-target pairs from {len(frame)} runs)")
+    runs_path = path.with_suffix(".runs.csv")
+    store.save_runs(runs_path, protocol)
+    console.print(f"wrote {path} ({len(records)} source-target pairs from {len(frame)} runs) and {runs_path}")
 
 
 def evaluate(

@@ -146,6 +146,48 @@ class ResultStore:
                 ),
             )
 
+    COLUMNS = (
+        "protocol_hash",
+        "protocol",
+        "source",
+        "target",
+        "seed",
+        "main",
+        "metrics",
+        "seconds",
+        "versions",
+        "created",
+    )
+
+    def restore(self, path: str | Path) -> int:
+        """Add the runs of a CSV written by :meth:`save_runs` that the store lacks; returns how many.
+
+        The committed runs file lets a new machine continue a benchmark instead of starting over.
+        """
+        try:
+            frame = pd.read_csv(path, keep_default_na=False, dtype={"source": str, "target": str})
+        except (OSError, ValueError) as exc:
+            raise TaskscoutError(f"cannot read runs file {path}: {exc}") from None
+        missing = [c for c in self.COLUMNS if c not in frame.columns]
+        if missing:
+            raise TaskscoutError(f"runs file {path} lacks columns {', '.join(missing)}")
+        before = self._conn.total_changes
+        columns, marks = ", ".join(self.COLUMNS), ", ".join("?" * len(self.COLUMNS))
+        with self._conn:
+            self._conn.executemany(
+                f"INSERT OR IGNORE INTO runs ({columns}) VALUES ({marks})",
+                [tuple(row) for row in frame[list(self.COLUMNS)].itertuples(index=False)],
+            )
+        return self._conn.total_changes - before
+
+    def save_runs(self, path: str | Path, protocol: TransferProtocol) -> int:
+        """Write every run of ``protocol`` as CSV (atomically); returns the number of runs."""
+        from taskscout.io import write_bytes
+
+        frame = self.frame(protocol).sort_values(["seed", "source", "target"])
+        write_bytes(path, frame[list(self.COLUMNS)].to_csv(index=False).encode("utf-8"))
+        return len(frame)
+
     def frame(self, protocol: TransferProtocol | None = None) -> pd.DataFrame:
         query = "SELECT * FROM runs"
         params: tuple[Any, ...] = ()
