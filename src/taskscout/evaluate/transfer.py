@@ -349,7 +349,9 @@ def significant_sources(agg: pd.DataFrame) -> pd.DataFrame:
             continue
         b_mean, b_std = float(base["mean"].iloc[0]), float(base["std"].iloc[0])
         others = group[group["source"] != BASELINE]
-        better = others[others["mean"] - b_mean > np.maximum(others["std"], b_std)]
+        # Seed noise is only known with at least two seeds on both sides; one-seed pairs are not counted.
+        seeded = others[others["n"] >= 2] if int(base["n"].iloc[0]) >= 2 else others.iloc[0:0]
+        better = seeded[seeded["mean"] - b_mean > np.maximum(seeded["std"], b_std)]
         rows.append(
             {
                 "target": target,
@@ -357,6 +359,7 @@ def significant_sources(agg: pd.DataFrame) -> pd.DataFrame:
                 "baseline_std": b_std,
                 "sources": len(others),
                 "beat_baseline": int((others["mean"] > b_mean).sum()),
+                "sources_with_seeds": len(seeded),
                 "beat_beyond_noise": len(better),
                 "best_source": others.loc[others["mean"].idxmax(), "source"] if len(others) else "",
                 "best_gain": float(others["mean"].max() - b_mean) if len(others) else float("nan"),
