@@ -146,15 +146,9 @@ class VocabOverlap(SelectionMethod):
                 out.failed[entry.source] = f"built with a tokenizer of {size} tokens, not {len(tokenizer)}"
                 continue
             try:
-                entry.verify()
-                ids = np.load(entry.path / VOCAB_FILE, allow_pickle=False)
+                ids = entry.load_array(VOCAB_FILE)
             except PoolError as exc:
                 out.failed[entry.source] = str(exc)
-                continue
-            except (OSError, ValueError) as exc:
-                out.failed[entry.source] = (
-                    f"unreadable {VOCAB_FILE} ({type(exc).__name__}); rebuild the entry"
-                )
                 continue
             if target_ids is None:
                 target_ids = token_id_set(tokenizer, target.task.texts, target.task.text_pairs)

@@ -95,15 +95,9 @@ class TextEmb(SelectionMethod):
                 )
                 continue
             try:
-                entry.verify()
-                vector = np.load(entry.path / TEXTEMB_FILE, allow_pickle=False)
+                vector = entry.load_array(TEXTEMB_FILE)
             except PoolError as exc:
                 out.failed[entry.source] = str(exc)
-                continue
-            except (OSError, ValueError) as exc:
-                out.failed[entry.source] = (
-                    f"unreadable {TEXTEMB_FILE} ({type(exc).__name__}); rebuild the entry"
-                )
                 continue
             if vector.shape != (target.encoder.dim,):
                 out.failed[entry.source] = (

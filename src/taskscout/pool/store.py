@@ -76,6 +76,17 @@ class PoolEntry:
             if sha256_file(file) != digest:
                 raise PoolError(f"pool entry {self.kind}/{self.source}: checksum mismatch in {name}")
 
+    def load_array(self, name: str) -> np.ndarray:
+        """A ``.npy`` file of this entry, checksums verified; any problem is a one-line :class:`PoolError`."""
+        self.verify()
+        try:
+            return np.load(self.path / name, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise PoolError(
+                f"pool entry {self.kind}/{self.source}: unreadable {name} ({type(exc).__name__}); "
+                "rebuild the entry"
+            ) from None
+
     def text_hashes(self) -> np.ndarray:
         """Sorted 64-bit hashes of (a sample of) the source's normalised texts; empty if not stored."""
         file = self.path / TEXT_HASHES
