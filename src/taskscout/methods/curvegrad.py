@@ -117,7 +117,6 @@ class CurveGrad(SelectionMethod):
         (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        from safetensors.numpy import load_file
 
         out = MethodScores()
         groups: dict[str, list[tuple[PoolEntry, np.ndarray]]] = {}
@@ -129,8 +128,7 @@ class CurveGrad(SelectionMethod):
                 out.failed[entry.source] = problem
                 continue
             try:
-                entry.verify()
-                features = load_file(entry.path / CURVE_FILE)["features"].astype(np.float64)
+                features = entry.load_tensors(CURVE_FILE)["features"].astype(np.float64)
             except Exception as exc:  # a damaged entry must not end the ranking
                 out.failed[entry.source] = f"cannot read the curve features: {exc}"
                 continue

@@ -180,7 +180,6 @@ class TaskEmb(SelectionMethod):
         (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        from safetensors.numpy import load_file
 
         out = MethodScores()
         groups: dict[str, list[tuple[PoolEntry, dict[str, np.ndarray]]]] = {}
@@ -194,8 +193,7 @@ class TaskEmb(SelectionMethod):
                 out.failed[entry.source] = problem
                 continue
             try:
-                entry.verify()
-                vectors = load_file(entry.path / FISHER_FILE)
+                vectors = entry.load_tensors(FISHER_FILE)
             except Exception as exc:  # a damaged entry must not end the ranking
                 out.failed[entry.source] = f"cannot read the Fisher embedding: {exc}"
                 continue

@@ -558,7 +558,6 @@ class TuPaTE(SelectionMethod):
         self, target: Target, entries: list[PoolEntry], *, progress: bool = False
     ) -> MethodScores:
         """Cosine similarity per source (in [-1, 1]); entries that cannot be compared go to ``failed``."""
-        from safetensors.numpy import load_file
 
         out = MethodScores()
         groups: dict[str, list[tuple[PoolEntry, np.ndarray]]] = {}
@@ -572,8 +571,7 @@ class TuPaTE(SelectionMethod):
                 out.failed[entry.source] = problem
                 continue
             try:
-                entry.verify()
-                vector = load_file(entry.path / EMBEDDINGS_FILE)[self.stage]
+                vector = entry.load_tensors(EMBEDDINGS_FILE)[self.stage]
             except Exception as exc:  # a damaged entry must not end the ranking
                 out.failed[entry.source] = f"cannot read the TuPaTE embedding: {exc}"
                 continue

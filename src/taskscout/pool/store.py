@@ -87,6 +87,18 @@ class PoolEntry:
                 "rebuild the entry"
             ) from None
 
+    def load_tensors(self, name: str) -> dict[str, np.ndarray]:
+        """A ``.safetensors`` file of this entry, checksums verified; problems raise :class:`PoolError`."""
+        from safetensors.numpy import load_file
+
+        self.verify()
+        try:
+            return load_file(str(self.path / name))
+        except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            raise PoolError(
+                f"pool entry {self.kind}/{self.source}: unreadable {name} ({exc}); rebuild the entry"
+            ) from None
+
     def text_hashes(self) -> np.ndarray:
         """Sorted 64-bit hashes of (a sample of) the source's normalised texts; empty if not stored."""
         file = self.path / TEXT_HASHES
