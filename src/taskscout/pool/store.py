@@ -16,11 +16,9 @@ Loading verifies checksums; a broken entry is reported and skipped, never fatal 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import shutil
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import numpy as np
 
 from taskscout import paths
 from taskscout.errors import PoolError
-from taskscout.io import read_json, sha256_file, write_json
+from taskscout.io import file_lock, read_json, sha256_file, write_json
 
 POOL_FORMAT = "taskscout-pool"
 POOL_FORMAT_VERSION = 1
@@ -149,14 +147,8 @@ class Pool:
         return cls.create(path, exist_ok=True)
 
     # ------------------------------------------------------------------ index
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.path / ".lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.path / ".lock")
 
     def _read_index(self) -> list[dict[str, Any]]:
         index_file = self.path / "index.json"

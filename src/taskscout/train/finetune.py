@@ -29,7 +29,7 @@ from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
-from taskscout.io import atomic_dir, sha256_file
+from taskscout.io import atomic_dir, file_lock, sha256_file
 from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
@@ -386,12 +386,15 @@ def load_or_finetune(
     """The cached fine-tuned model for (base, task, config), training and saving it if needed."""
     config = config or TrainConfig()
     directory = finetuned_model_dir(task, base, config)
-    if (directory / "finetuned.json").exists():
-        try:
-            return FineTuned.from_pretrained(directory)
-        except TaskscoutError:
-            shutil.rmtree(directory, ignore_errors=True)  # corrupt cache entry: retrain below
-    model = finetune(task, base, config, progress=progress, info=info)
-    model.save_pretrained(directory)
+    # Parallel workers (transfer shards, a pool build) may want the same model: the lock makes the
+    # second one wait and load what the first trained instead of training it again.
+    with file_lock(directory.with_name(directory.name + ".lock")):
+        if (directory / "finetuned.json").exists():
+            try:
+                return FineTuned.from_pretrained(directory)
+            except TaskscoutError:
+                shutil.rmtree(directory, ignore_errors=True)  # corrupt cache entry: retrain below
+        model = finetune(task, base, config, progress=progress, info=info)
+        model.save_pretrained(directory)
     model.info["fingerprint"] = sha256_file(directory / "encoder" / "model.safetensors")[:16]
     return model
