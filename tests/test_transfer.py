@@ -132,6 +132,53 @@ def test_evaluate_method_and_report(tmp_path, protocol, tiny_model_dir):
     assert "esm-logme" in md.read_text()
 
 
+def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model_dir, monkeypatch):
+    import pandas as pd
+
+    from taskscout import rank as rank_module
+    from taskscout.evaluate.benchmark import ScoreCache, evaluate_method
+    from taskscout.methods.fusion import reciprocal_rank_fusion
+    from taskscout.pool.build import build_pool
+    from taskscout.pool.store import Pool
+
+    tasks = {name: make_task(name, n=120, seed=i) for i, name in enumerate(["s1", "s2", "tgt"])}
+    pool = Pool.create(tmp_path / "pool")
+    build_pool(
+        pool, [tasks["s1"], tasks["s2"]], protocol.source, methods=["esm-logme", "textemb"], progress=False
+    )
+    records = pd.DataFrame(
+        [
+            {"source": "", "target": "tgt", "mean": 0.70, "std": 0.01, "n": 2},
+            {"source": "s1", "target": "tgt", "mean": 0.80, "std": 0.01, "n": 2},
+            {"source": "s2", "target": "tgt", "mean": 0.60, "std": 0.01, "n": 2},
+        ]
+    )
+    gt = GroundTruth(protocol={"name": "tiny"}, records=records, meta={})
+    cache = ScoreCache(tmp_path / "scores.json")
+    first = {
+        m: evaluate_method(m, gt, pool, protocol, tasks.__getitem__, cache=cache)
+        for m in ("esm-logme", "textemb")
+    }
+
+    calls = []
+    real_rank = rank_module.rank
+    monkeypatch.setattr(rank_module, "rank", lambda *a, **k: calls.append(k["method"]) or real_rank(*a, **k))
+    reloaded = ScoreCache(tmp_path / "scores.json")  # as a later `taskscout bench` run sees it
+    again = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    fused = evaluate_method("fusion:esm-logme+textemb", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert calls == []  # nothing recomputed: the stored rankings were reused
+    assert again.scores == first["esm-logme"].scores
+    expected = reciprocal_rank_fusion([first["esm-logme"].scores["tgt"], first["textemb"].scores["tgt"]])
+    assert fused.scores["tgt"] == pytest.approx(expected)
+    assert fused.storage_bytes_per_source == pytest.approx(
+        first["esm-logme"].storage_bytes_per_source + first["textemb"].storage_bytes_per_source
+    )
+
+    pool.remove("s2")  # the pool changed: stored rankings of it no longer apply
+    changed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert calls == ["esm-logme"] and set(changed.scores["tgt"]) == {"s1"}
+
+
 def test_runs_save_and_restore(tmp_path, protocol):
     store = ResultStore(tmp_path / "a.sqlite")
     store.add(protocol, BASELINE, "t", 0, {"main": 0.5, "accuracy": 0.5}, 1.0)

@@ -196,10 +196,21 @@ def bench(
     ground_truth: GroundTruthOpt = None,
     protocol: ProtocolOpt = "small-v1",
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports"),
+    scores: Annotated[
+        Path | None,
+        typer.Option(help="Stored rankings to reuse and extend (default: OUT/scores.json)."),
+    ] = None,
+    recompute: Annotated[
+        bool, typer.Option(help="Recompute every ranking instead of reusing stored ones.")
+    ] = False,
 ) -> None:
-    """Run every method on every benchmark target; write report.md and report.html with plots."""
+    """Run every method on every benchmark target; write report.md and report.html with plots.
+
+    Rankings are stored (OUT/scores.json) and reused while the pool entries and the protocol are
+    unchanged, so re-running after the ground truth grows, or adding a fusion, costs seconds.
+    """
     from taskscout.errors import PoolError
-    from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
+    from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
     from taskscout.evaluate.report import markdown_table, write_report
     from taskscout.evaluate.transfer import get_protocol
@@ -209,11 +220,15 @@ def bench(
     gt = GroundTruth.load(ground_truth or default_ground_truth_path(protocol))
     opened = open_pool(pool)
     load = catalog_loader()
+    scores_path = scores or out / "scores.json"
+    if recompute and scores_path.exists():
+        scores_path.unlink()
+    cache = ScoreCache(scores_path)
     results = []
     for name in methods or sorted(registry()):
         console.print(f"evaluating {name} ...")
         try:
-            results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load))
+            results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load, cache=cache))
         except PoolError as exc:  # a method whose P1 entries were not built into this pool
             console.print(f"[yellow]skipped {name}: {exc}[/yellow]")
     if not results:

@@ -8,18 +8,23 @@ other catalog task is a source. Rankings see exactly the target sample the trans
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
+from taskscout.errors import TaskscoutError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
+from taskscout.io import read_json, sha256_bytes, write_json
 from taskscout.pool.store import Pool
 from taskscout.rank import DUPLICATE_OVERLAP
 
@@ -82,6 +87,111 @@ class MethodResult:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+class ScoreCache:
+    """The scores each method gave each benchmark target, kept on disk (JSON) by ``taskscout bench``.
+
+    Rankings do not depend on the ground truth, and P2 of the expensive methods takes minutes per target
+    (TuPaTE and TaskEmb tune on the target; the source-model methods embed it with every fine-tuned source
+    model, which exists only on the machine that built them). So when the ground truth grows (more seeds,
+    more runs), bench re-scores the stored rankings instead of recomputing them, and fusions of stored
+    methods cost nothing. A stored ranking is reused only while the protocol and the pool entries it was
+    computed from (names and file checksums) are unchanged.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            try:
+                data = read_json(self.path)
+            except (OSError, ValueError) as exc:
+                raise TaskscoutError(
+                    f"cannot read stored scores {self.path}: {exc}; delete it to recompute"
+                ) from None
+            if data.get("format") == self.FORMAT:
+                self._records = data.get("records", {})
+
+    @staticmethod
+    def signature(method: str, pool: Pool, protocol: TransferProtocol) -> str:
+        """What a ranking depends on besides the target: the protocol and the method's pool entries."""
+        from taskscout.methods import get_method
+
+        kind = get_method(method).kind
+        entries = sorted(pool.entries(kind) if kind else pool.entries(), key=lambda e: (e.kind, e.source))
+        parts = [protocol.hash(), method] + [[e.kind, e.source, e.meta.get("files", {})] for e in entries]
+        return sha256_bytes(json.dumps(parts, sort_keys=True).encode())[:16]
+
+    def get(self, method: str, target: str, signature: str) -> dict[str, Any] | None:
+        record = self._records.get(f"{method}|{target}")
+        return record if record and record.get("signature") == signature else None
+
+    def put(self, method: str, target: str, signature: str, record: dict[str, Any]) -> None:
+        self._records[f"{method}|{target}"] = {"signature": signature, **record}
+        write_json(self.path, {"format": self.FORMAT, "records": self._records})
+
+
+def score_target(
+    method: str,
+    target: str,
+    pool: Pool,
+    protocol: TransferProtocol,
+    load: Callable[[str], Task],
+    *,
+    cache: ScoreCache | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``method``'s ranking of the pool for a benchmark target: scores, P2 seconds and ms per source.
+
+    A fusion is computed from its members' (possibly stored) scores: reciprocal rank fusion needs only
+    their rankings, and its cost is the sum of theirs.
+    """
+    from taskscout.methods import get_method
+    from taskscout.methods.fusion import RankFusion, reciprocal_rank_fusion
+    from taskscout.rank import rank
+
+    selector = get_method(method)
+    if isinstance(selector, RankFusion):
+        members = [
+            score_target(m.name, target, pool, protocol, load, cache=cache, progress=progress)
+            for m in selector.members
+        ]
+        return {
+            "scores": reciprocal_rank_fusion([m["scores"] for m in members]),
+            "p2_seconds": sum(m["p2_seconds"] for m in members),
+            "ms_per_source": sum(m["ms_per_source"] for m in members),
+        }
+    signature = ScoreCache.signature(method, pool, protocol) if cache is not None else ""
+    if cache is not None and (stored := cache.get(method, target, signature)) is not None:
+        return stored
+    train, _ = target_samples(load(target), protocol)
+    started = time.perf_counter()
+    ranking = rank(train, pool, method=method, max_target_rows=len(train), progress=progress)
+    record = {
+        "scores": ranking.scores(),
+        "p2_seconds": time.perf_counter() - started,
+        "ms_per_source": ranking.timings.get("score_per_source_ms", float("nan")),
+    }
+    if cache is not None:
+        cache.put(method, target, signature, record)
+    return record
+
+
+def storage_per_source(method: str, pool: Pool) -> float:
+    """Mean bytes of a source's P1 entry files for ``method`` (a fusion stores its members' entries)."""
+    from taskscout.methods import get_method
+    from taskscout.methods.fusion import RankFusion
+
+    selector = get_method(method)
+    if isinstance(selector, RankFusion):
+        kinds = {m.kind: m.name for m in selector.members if m.kind}  # members sharing a kind share entries
+        return sum(storage_per_source(name, pool) for name in kinds.values())
+    entries = pool.entries(selector.kind) if selector.kind else []
+    sizes = [sum((e.path / f).stat().st_size for f in e.meta.get("files", {})) for e in entries]
+    return float(np.mean(sizes)) if sizes else 0.0
+
+
 def evaluate_method(
     method: str,
     ground_truth: GroundTruth,
@@ -90,36 +200,30 @@ def evaluate_method(
     load: Callable[[str], Task],
     *,
     targets: list[str] | None = None,
+    cache: ScoreCache | None = None,
     progress: bool = False,
 ) -> MethodResult:
     """Rank the pool for every ground-truth target with ``method`` and score the rankings."""
-    from taskscout.methods import get_method
-    from taskscout.rank import rank
-
     rows, all_scores, ms = [], {}, []
     for target in targets or ground_truth.complete_targets():
-        train, _ = target_samples(load(target), protocol)
-        started = time.perf_counter()
-        ranking = rank(train, pool, method=method, max_target_rows=len(train), progress=progress)
-        elapsed = time.perf_counter() - started
-        scores = ranking.scores()
+        record = score_target(method, target, pool, protocol, load, cache=cache, progress=progress)
+        scores = record["scores"]
         all_scores[target] = scores
         metrics = evaluate_ranking(
             scores, ground_truth.truth(target), ground_truth.baseline(target), target=target
         )
-        ms.append(ranking.timings.get("score_per_source_ms", float("nan")))
-        rows.append({"target": target, **metrics, "p2_seconds": elapsed, "sources_ranked": len(scores)})
+        ms.append(record["ms_per_source"])
+        rows.append(
+            {"target": target, **metrics, "p2_seconds": record["p2_seconds"], "sources_ranked": len(scores)}
+        )
     per_target = pd.DataFrame(rows)
     metric_columns = [c for c in per_target.columns if c not in ("target", "p2_seconds", "sources_ranked")]
     summary = aggregate({r["target"]: {m: r[m] for m in metric_columns} for r in rows})
-    selector = get_method(method)
-    entries = pool.entries(selector.kind) if selector.kind else []
-    storage = [sum((e.path / f).stat().st_size for f in e.meta.get("files", {})) for e in entries]
     return MethodResult(
         method=method,
         per_target=per_target,
         summary=summary,
         p2_ms_per_source=float(np.nanmean(ms)) if ms else float("nan"),
-        storage_bytes_per_source=float(np.mean(storage)) if storage else 0.0,
+        storage_bytes_per_source=storage_per_source(method, pool),
         scores=all_scores,
     )

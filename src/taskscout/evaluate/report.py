@@ -127,8 +127,7 @@ def gain_heatmap(gt: GroundTruth):
                 gains[i, j] = 100 * (truth[s] - base)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(targets), 1.0 + 0.3 * len(sources)))
     limit = np.nanmax(np.abs(gains)) if np.isfinite(gains).any() else 1.0
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("lightgrey")  # pairs not run, or excluded as duplicates
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="lightgrey")  # grey: pairs not run, or duplicates
     image = ax.imshow(np.ma.masked_invalid(gains), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(len(targets)), targets, rotation=60, ha="right")
     ax.set_yticks(range(len(sources)), sources)
