@@ -41,6 +41,7 @@ def test_methods_table(monkeypatch, capsys):
         (["inspect", "no_such_file.csv"], "no_such_file.csv"),
         (["data", "show", "rt_sentimnt"], "rt_sentiment"),  # suggests the close match
         (["pool", "list", "--pool", "."], "not a taskscout pool"),
+        (["bench", "--stored", "--out", "reports"], "no stored rankings at reports/scores.json"),
     ],
 )
 def test_user_errors_are_one_line(monkeypatch, capsys, tmp_path, args, expected):

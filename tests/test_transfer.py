@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from taskscout.errors import PoolError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.transfer import (
     BASELINE,
@@ -173,6 +174,13 @@ def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model
     assert fused.storage_bytes_per_source == pytest.approx(
         first["esm-logme"].storage_bytes_per_source + first["textemb"].storage_bytes_per_source
     )
+
+    without_pool = evaluate_method(
+        "fusion:esm-logme+textemb", gt, None, protocol, tasks.__getitem__, cache=reloaded
+    )
+    assert without_pool.scores == fused.scores and reloaded.methods() == ["esm-logme", "textemb"]
+    with pytest.raises(PoolError, match="no stored ranking of vocab-overlap"):
+        evaluate_method("vocab-overlap", gt, None, protocol, tasks.__getitem__, cache=reloaded)
 
     pool.remove("s2")  # the pool changed: stored rankings of it no longer apply
     changed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)

@@ -203,13 +203,17 @@ def bench(
     recompute: Annotated[
         bool, typer.Option(help="Recompute every ranking instead of reusing stored ones.")
     ] = False,
+    stored: Annotated[
+        bool,
+        typer.Option(help="Only re-score the stored rankings against the ground truth; no pool needed."),
+    ] = False,
 ) -> None:
     """Run every method on every benchmark target; write report.md and report.html with plots.
 
     Rankings are stored (OUT/scores.json) and reused while the pool entries and the protocol are
     unchanged, so re-running after the ground truth grows, or adding a fusion, costs seconds.
     """
-    from taskscout.errors import PoolError
+    from taskscout.errors import PoolError, TaskscoutError
     from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
     from taskscout.evaluate.report import markdown_table, write_report
@@ -218,23 +222,28 @@ def bench(
     from taskscout.pool.store import open_pool
 
     gt = GroundTruth.load(ground_truth or default_ground_truth_path(protocol))
-    opened = open_pool(pool)
-    load = catalog_loader()
     scores_path = scores or out / "scores.json"
+    if stored and recompute:
+        raise typer.BadParameter("--stored re-scores stored rankings; it cannot be combined with --recompute")
+    if stored and not scores_path.exists():
+        raise TaskscoutError(
+            f"no stored rankings at {scores_path}; run `taskscout bench` without --stored first"
+        )
+    opened = None if stored else open_pool(pool)
+    load = catalog_loader()
     if recompute and scores_path.exists():
         scores_path.unlink()
     cache = ScoreCache(scores_path)
     results = []
-    for name in methods or sorted(registry()):
+    for name in methods or (cache.methods() if stored else sorted(registry())):
         console.print(f"evaluating {name} ...")
         try:
             results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load, cache=cache))
         except PoolError as exc:  # a method whose P1 entries were not built into this pool
             console.print(f"[yellow]skipped {name}: {exc}[/yellow]")
     if not results:
-        raise PoolError(
-            f"no method could be evaluated on pool {opened.path}; build entries with `taskscout pool build`"
-        )
+        where = f"pool {opened.path}" if opened else f"the rankings stored in {scores_path}"
+        raise PoolError(f"no method could be evaluated on {where}; build entries with `taskscout pool build`")
     md, page = write_report(results, gt, out)
     console.print(markdown_table(results))
     console.print(f"wrote {md} and {page}")

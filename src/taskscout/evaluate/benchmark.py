@@ -20,7 +20,7 @@ import pandas as pd
 
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
-from taskscout.errors import TaskscoutError
+from taskscout.errors import PoolError, TaskscoutError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
@@ -95,7 +95,8 @@ class ScoreCache:
     model, which exists only on the machine that built them). So when the ground truth grows (more seeds,
     more runs), bench re-scores the stored rankings instead of recomputing them, and fusions of stored
     methods cost nothing. A stored ranking is reused only while the protocol and the pool entries it was
-    computed from (names and file checksums) are unchanged.
+    computed from (names and file checksums) are unchanged. Without a pool (``taskscout bench --stored``)
+    the stored rankings are re-scored as they are, e.g. on a machine without the source models.
     """
 
     FORMAT = 1
@@ -123,9 +124,16 @@ class ScoreCache:
         parts = [protocol.hash(), method] + [[e.kind, e.source, e.meta.get("files", {})] for e in entries]
         return sha256_bytes(json.dumps(parts, sort_keys=True).encode())[:16]
 
-    def get(self, method: str, target: str, signature: str) -> dict[str, Any] | None:
+    def get(self, method: str, target: str, signature: str | None) -> dict[str, Any] | None:
+        """The stored ranking if computed from ``signature`` (``None``: whatever it was computed from)."""
         record = self._records.get(f"{method}|{target}")
-        return record if record and record.get("signature") == signature else None
+        if record is None or signature not in (None, record.get("signature")):
+            return None
+        return record
+
+    def methods(self) -> list[str]:
+        """Methods with stored rankings, sorted."""
+        return sorted({key.split("|", 1)[0] for key in self._records})
 
     def put(self, method: str, target: str, signature: str, record: dict[str, Any]) -> None:
         self._records[f"{method}|{target}"] = {"signature": signature, **record}
@@ -135,7 +143,7 @@ class ScoreCache:
 def score_target(
     method: str,
     target: str,
-    pool: Pool,
+    pool: Pool | None,
     protocol: TransferProtocol,
     load: Callable[[str], Task],
     *,
@@ -157,11 +165,20 @@ def score_target(
             score_target(m.name, target, pool, protocol, load, cache=cache, progress=progress)
             for m in selector.members
         ]
+        shared_kinds = {m.kind: i for i, m in enumerate(selector.members)}  # members of a kind share entries
         return {
             "scores": reciprocal_rank_fusion([m["scores"] for m in members]),
             "p2_seconds": sum(m["p2_seconds"] for m in members),
             "ms_per_source": sum(m["ms_per_source"] for m in members),
+            "storage_bytes_per_source": sum(
+                members[i]["storage_bytes_per_source"] for i in shared_kinds.values()
+            ),
         }
+    if pool is None:
+        stored = cache.get(method, target, None) if cache is not None else None
+        if stored is None:
+            raise PoolError(f"no stored ranking of {method} for {target}; run `taskscout bench` with a pool")
+        return stored
     signature = ScoreCache.signature(method, pool, protocol) if cache is not None else ""
     if cache is not None and (stored := cache.get(method, target, signature)) is not None:
         return stored
@@ -172,6 +189,7 @@ def score_target(
         "scores": ranking.scores(),
         "p2_seconds": time.perf_counter() - started,
         "ms_per_source": ranking.timings.get("score_per_source_ms", float("nan")),
+        "storage_bytes_per_source": storage_per_source(method, pool),
     }
     if cache is not None:
         cache.put(method, target, signature, record)
@@ -179,15 +197,11 @@ def score_target(
 
 
 def storage_per_source(method: str, pool: Pool) -> float:
-    """Mean bytes of a source's P1 entry files for ``method`` (a fusion stores its members' entries)."""
+    """Mean bytes of a source's P1 entry files for ``method``."""
     from taskscout.methods import get_method
-    from taskscout.methods.fusion import RankFusion
 
-    selector = get_method(method)
-    if isinstance(selector, RankFusion):
-        kinds = {m.kind: m.name for m in selector.members if m.kind}  # members sharing a kind share entries
-        return sum(storage_per_source(name, pool) for name in kinds.values())
-    entries = pool.entries(selector.kind) if selector.kind else []
+    kind = get_method(method).kind
+    entries = pool.entries(kind) if kind else []
     sizes = [sum((e.path / f).stat().st_size for f in e.meta.get("files", {})) for e in entries]
     return float(np.mean(sizes)) if sizes else 0.0
 
@@ -195,7 +209,7 @@ def storage_per_source(method: str, pool: Pool) -> float:
 def evaluate_method(
     method: str,
     ground_truth: GroundTruth,
-    pool: Pool,
+    pool: Pool | None,
     protocol: TransferProtocol,
     load: Callable[[str], Task],
     *,
@@ -203,8 +217,11 @@ def evaluate_method(
     cache: ScoreCache | None = None,
     progress: bool = False,
 ) -> MethodResult:
-    """Rank the pool for every ground-truth target with ``method`` and score the rankings."""
-    rows, all_scores, ms = [], {}, []
+    """Rank the pool for every ground-truth target with ``method`` and score the rankings.
+
+    With ``pool=None`` the rankings stored in ``cache`` are scored as they are.
+    """
+    rows, all_scores, ms, storage = [], {}, [], []
     for target in targets or ground_truth.complete_targets():
         record = score_target(method, target, pool, protocol, load, cache=cache, progress=progress)
         scores = record["scores"]
@@ -213,6 +230,7 @@ def evaluate_method(
             scores, ground_truth.truth(target), ground_truth.baseline(target), target=target
         )
         ms.append(record["ms_per_source"])
+        storage.append(record["storage_bytes_per_source"])
         rows.append(
             {"target": target, **metrics, "p2_seconds": record["p2_seconds"], "sources_ranked": len(scores)}
         )
@@ -224,6 +242,6 @@ def evaluate_method(
         per_target=per_target,
         summary=summary,
         p2_ms_per_source=float(np.nanmean(ms)) if ms else float("nan"),
-        storage_bytes_per_source=storage_per_source(method, pool),
+        storage_bytes_per_source=float(np.mean(storage)) if storage else 0.0,
         scores=all_scores,
     )
