@@ -198,3 +198,18 @@ def test_runs_save_and_restore(tmp_path, protocol):
     assert other.done(protocol) == {(BASELINE, "t", 0), ("s", "t", 0)}
     frame = other.frame(protocol)
     assert sorted(frame["main"]) == [0.5, 0.6]
+
+
+def test_wins_table_names_the_best_method_per_target():
+    import pandas as pd
+
+    from taskscout.evaluate.benchmark import MethodResult
+    from taskscout.evaluate.report import wins_table
+
+    def result(name, regrets):
+        frame = pd.DataFrame({"target": ["a", "b"], "regret@3": regrets})
+        return MethodResult(name, frame, {}, 1.0, 0.0)
+
+    wins = wins_table([result("m1", [0.0, 5.0]), result("m2", [0.0, 2.5])]).set_index("target")
+    assert wins.loc["a", "best"] == "m1, m2"  # tie: both listed
+    assert wins.loc["b", "best"] == "m2" and wins.loc["b", "m1"] == 5.0

@@ -153,6 +153,19 @@ def cost_plot(results: list[MethodResult]):
     return fig
 
 
+def wins_table(results: list[MethodResult], metric: str = "regret@3") -> pd.DataFrame:
+    """Target x method values of one metric, plus which method is best on each target (ties listed)."""
+    lower_is_better = metric.startswith("regret") or metric == "rho"
+    frame = pd.DataFrame({r.method: r.per_target.set_index("target")[metric] for r in results})
+    best_value = frame.min(axis=1) if lower_is_better else frame.max(axis=1)
+    best = frame.apply(
+        lambda row: ", ".join(m for m in frame.columns if np.isclose(row[m], best_value[row.name])), axis=1
+    )
+    out = frame.round(2)
+    out["best"] = best
+    return out.reset_index(names="target")
+
+
 def write_report(results: list[MethodResult], gt: GroundTruth, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths."""
     out_dir = Path(out_dir)
@@ -166,7 +179,12 @@ def write_report(results: list[MethodResult], gt: GroundTruth, out_dir: str | Pa
         "ranking; NDCG (gain) uses relevance = points gained over no transfer; Regret@k is relative (%) and "
         "counts the no-transfer baseline in the best; rho = rank of the truly best source."
     )
-    markdown = f"# taskscout benchmark\n\n{intro}\n\n{table}\n\n## Per target\n\n{per_target}\n"
+    wins = wins_table(results)
+    wins_intro = "Regret@3 (relative %, lower is better) of each method on each target, and the best."
+    markdown = (
+        f"# taskscout benchmark\n\n{intro}\n\n{table}\n\n## Which method wins where\n\n{wins_intro}\n\n"
+        f"{frame_markdown(wins)}\n\n## Per target\n\n{per_target}\n"
+    )
     md_path = out_dir / "report.md"
     write_bytes(md_path, markdown.encode("utf-8"))
     images = [
@@ -187,7 +205,8 @@ def write_report(results: list[MethodResult], gt: GroundTruth, out_dir: str | Pa
         f"<!doctype html><html><head><meta charset='utf-8'><title>taskscout benchmark</title>"
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>taskscout benchmark</h1><p>{html.escape(intro)}</p>{html_table}{body}"
+        f"<h1>taskscout benchmark</h1><p>{html.escape(intro)}</p>{html_table}"
+        f"<h2>Which method wins where</h2><p>{html.escape(wins_intro)}</p>{wins.to_html(index=False)}{body}"
         f"<h2>Per target</h2>{per_target_html}</body></html>"
     )
     html_path = out_dir / "report.html"
