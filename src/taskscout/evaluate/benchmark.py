@@ -24,7 +24,7 @@ from taskscout.errors import PoolError, TaskscoutError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
-from taskscout.io import read_json, sha256_bytes, write_json
+from taskscout.io import file_lock, read_json, sha256_bytes, write_json
 from taskscout.pool.store import Pool
 from taskscout.rank import DUPLICATE_OVERLAP
 
@@ -103,16 +103,18 @@ class ScoreCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._records: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            try:
-                data = read_json(self.path)
-            except (OSError, ValueError) as exc:
-                raise TaskscoutError(
-                    f"cannot read stored scores {self.path}: {exc}; delete it to recompute"
-                ) from None
-            if data.get("format") == self.FORMAT:
-                self._records = data.get("records", {})
+        self._records = self._read()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = read_json(self.path)
+        except (OSError, ValueError) as exc:
+            raise TaskscoutError(
+                f"cannot read stored scores {self.path}: {exc}; delete it to recompute"
+            ) from None
+        return data.get("records", {}) if data.get("format") == self.FORMAT else {}
 
     @staticmethod
     def signature(method: str, pool: Pool, protocol: TransferProtocol) -> str:
@@ -136,8 +138,10 @@ class ScoreCache:
         return sorted({key.split("|", 1)[0] for key in self._records})
 
     def put(self, method: str, target: str, signature: str, record: dict[str, Any]) -> None:
-        self._records[f"{method}|{target}"] = {"signature": signature, **record}
-        write_json(self.path, {"format": self.FORMAT, "records": self._records})
+        # Several bench processes may share the file: merge with what is on disk under a lock.
+        with file_lock(self.path.with_name(self.path.name + ".lock")):
+            self._records = {**self._read(), f"{method}|{target}": {"signature": signature, **record}}
+            write_json(self.path, {"format": self.FORMAT, "records": self._records})
 
 
 def score_target(
