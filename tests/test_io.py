@@ -28,3 +28,13 @@ def test_atomic_path_keeps_old_file_when_writer_fails(tmp_path):
     assert read_json(target) == {"runs": 1}
     assert json.loads(target.read_text()) == {"runs": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_file_lock_without_waiting_reports_a_held_claim(tmp_path):
+    claim = tmp_path / "claims" / "0-source.lock"
+    with file_lock(claim, wait=False) as mine:
+        assert mine is True
+        with file_lock(claim, wait=False) as theirs:  # a second open file: another worker's view
+            assert theirs is False
+    with file_lock(claim, wait=False) as again:  # released with the block
+        assert again is True

@@ -17,6 +17,7 @@ from taskscout.evaluate.transfer import (
     significant_sources,
     target_samples,
 )
+from taskscout.io import file_lock
 from taskscout.pool.config import BuildConfig
 from taskscout.train.config import TrainConfig
 from tests.conftest import make_task
@@ -66,9 +67,11 @@ def test_run_transfer_is_resumable(protocol, tmp_path):
         protocol,
         store,
         tasks.__getitem__,
-        on_run=lambda run, metrics, s, i, n: seen.append((run.source, run.target, metrics)),
+        on_run=lambda run, metrics, s, progress: seen.append((run.source, run.target, metrics)),
     )
     assert done == 8 and len(store.frame(protocol)) == 8
+    pairs = {(BASELINE, "tgt"), (BASELINE, "reg"), ("src", "tgt"), ("src", "reg")}
+    assert {(s, t) for s, t, _ in seen} == pairs
     assert all(0 <= m["accuracy"] <= 1 for s, t, m in seen if t == "tgt")
     assert all({"pearson", "spearman"} <= set(m) for s, t, m in seen if t == "reg")
     # Resuming does nothing; a different protocol is a different set of runs.
@@ -188,6 +191,26 @@ def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model
     pool.remove("s2")  # the pool changed: stored rankings of it no longer apply
     changed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
     assert calls == ["esm-logme"] and set(changed.scores["tgt"]) == {"s1"}
+
+
+def test_workers_share_runs_by_claiming_groups(protocol, tmp_path):
+    tasks = {"src": make_task("src", n=150, seed=1), "tgt": make_task("tgt", n=150, seed=2)}
+    store = ResultStore(tmp_path / "runs.sqlite")
+    # Another live worker holds seed 1 of "src": this worker does everything else, then stops
+    # instead of waiting or duplicating it.
+    with file_lock(store.claim_path(protocol, 1, "src"), wait=False) as held:
+        assert held
+        seen = []
+        done = run_transfer(
+            ["src"], ["tgt"], protocol, store, tasks.__getitem__, on_run=lambda *a: seen.append(a[-1])
+        )
+    assert done == 3
+    assert store.done(protocol) == {(BASELINE, "tgt", 0), (BASELINE, "tgt", 1), ("src", "tgt", 0)}
+    # "left" counts the other worker's run too; both workers are seen.
+    assert [p.left for p in seen] == [3, 2, 1] and all(p.workers == 2 for p in seen)
+    # The claim is gone (its worker died or finished without the run): a rerun picks the group up.
+    assert run_transfer(["src"], ["tgt"], protocol, store, tasks.__getitem__) == 1
+    assert ("src", "tgt", 1) in store.done(protocol)
 
 
 def test_runs_save_and_restore(tmp_path, protocol):

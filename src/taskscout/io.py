@@ -56,17 +56,24 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+def file_lock(path: str | os.PathLike[str], *, wait: bool = True) -> Iterator[bool]:
     """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block.
 
     Processes that share a cache (parallel transfer workers, a pool build) take it before a
-    check-then-write step, so two of them never build or write the same thing at once.
+    check-then-write step, so two of them never build or write the same thing at once. With
+    ``wait=False`` the block runs at once and receives False when another process holds the lock
+    (a work claim: skip that item). The OS drops the lock when its holder dies, so a killed worker
+    never leaves a stale claim.
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

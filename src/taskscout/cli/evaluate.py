@@ -43,11 +43,12 @@ def transfer(
     export_only: Annotated[
         bool, typer.Option(help="Only write --export from finished runs; run nothing.")
     ] = False,
-    shard: Annotated[
-        str, typer.Option(help="I/N: this worker's share when N workers run in parallel.")
-    ] = "0/1",
 ) -> None:
-    """Run real intermediate-task transfer experiments (resumable; finished runs are skipped)."""
+    """Run real intermediate-task transfer experiments (resumable; finished runs are skipped).
+
+    To use several cores, start this command several times (e.g. with OMP_NUM_THREADS=1 each) on the
+    same results file: the workers claim groups of runs and share the work.
+    """
     from taskscout.evaluate.benchmark import (
         BENCHMARK_TARGETS,
         benchmark_sources,
@@ -57,13 +58,6 @@ def transfer(
     from taskscout.evaluate.transfer import BASELINE, ResultStore, get_protocol, run_transfer
 
     chosen = get_protocol(protocol)
-    try:
-        index, count = (int(part) for part in shard.split("/"))
-        assert 0 <= index < count
-    except (ValueError, AssertionError):
-        raise typer.BadParameter(  # noqa: B904 (the cause is the user's string, shown in the message)
-            f"--shard must look like 0/2 (worker index / number of workers), not {shard!r}"
-        )
     if benchmark:
         sources = list(sources or []) or benchmark_sources()
         targets = list(targets or []) or list(BENCHMARK_TARGETS)
@@ -79,13 +73,14 @@ def transfer(
     class _Deadline(Exception):
         pass
 
-    def report(run, metrics, seconds, done, total) -> None:
-        elapsed = time.monotonic() - started
-        eta = elapsed / done * (total - done)
+    def report(run, metrics, seconds, progress) -> None:
+        # Other workers are assumed to go as fast as this one.
+        eta = (time.monotonic() - started) / progress.done * progress.left / progress.workers
         name = run.source if run.source != BASELINE else "(no transfer)"
+        workers = f", {progress.workers} workers" if progress.workers > 1 else ""
         console.print(
-            f"[{done}/{total}] {name} -> {run.target} seed {run.seed}: {metrics['main']:.4f} "
-            f"({seconds:.0f} s; ETA {eta / 60:.0f} min)",
+            f"[{progress.done} done, {progress.left} left{workers}] {name} -> {run.target} seed "
+            f"{run.seed}: {metrics['main']:.4f} ({seconds:.0f} s; ETA {eta / 60:.0f} min)",
             highlight=False,
         )
         if deadline is not None and time.monotonic() > deadline:
@@ -107,7 +102,6 @@ def transfer(
             load,
             is_duplicate=duplicate_checker(load),
             on_run=report,
-            shard=(index, count),
         )
         console.print(f"{done} runs done; results in {store.path}")
     except _Deadline:

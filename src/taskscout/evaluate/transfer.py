@@ -27,6 +27,7 @@ import taskscout
 from taskscout import paths
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
+from taskscout.io import file_lock, sha256_bytes
 from taskscout.pool.build import source_samples
 from taskscout.pool.config import BuildConfig
 from taskscout.train.config import TrainConfig
@@ -188,6 +189,11 @@ class ResultStore:
         write_bytes(path, frame[list(self.COLUMNS)].to_csv(index=False).encode("utf-8"))
         return len(frame)
 
+    def claim_path(self, protocol: TransferProtocol, seed: int, source: str) -> Path:
+        """The lock file a worker holds while it runs ``source``'s group of ``seed`` runs."""
+        name = f"{protocol.hash()}-{seed}-{sha256_bytes(source.encode())[:16]}.lock"
+        return self.path.with_name(self.path.name + ".claims") / name
+
     def frame(self, protocol: TransferProtocol | None = None) -> pd.DataFrame:
         query = "SELECT * FROM runs"
         params: tuple[Any, ...] = ()
@@ -249,81 +255,104 @@ def run_transfer(
     load_task: Callable[[str], Task],
     *,
     is_duplicate: Callable[[str, str], bool] = lambda s, t: s == t,
-    on_run: Callable[[PlannedRun, dict[str, float], float, int, int], None] | None = None,
-    shard: tuple[int, int] = (0, 1),
+    on_run: Callable[[PlannedRun, dict[str, float], float, RunProgress], None] | None = None,
 ) -> int:
-    """Do every planned run not yet in ``store``; returns how many were done now.
+    """Do every planned run not yet in ``store``; returns how many this process did.
 
-    ``shard=(i, n)`` lets n worker processes share the work: worker i takes the source groups whose
-    stable hash is i modulo n (baselines go to worker 0), so workers never duplicate a run.
+    Any number of processes may run this on the same store at once (start ``taskscout transfer``
+    N times): before a (seed, source) group of runs a worker claims it with a lock file beside the
+    store, skips groups other workers hold, and re-plans from the store after each group. Workers so
+    share the work dynamically (none idles while another has a long queue), never duplicate a group,
+    and a killed worker's claim vanishes with it (the OS drops its lock), so a survivor or a rerun
+    picks its group up.
     """
-    index, count = shard
-    plan = [
-        run
-        for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate)
-        if _shard_of(run.source, count) == index
-    ]
-    # Work in passes over seeds: after the first pass a complete one-seed matrix exists, which is
-    # already useful for evaluation if a long job is cut short. Within a pass, runs are grouped by
-    # source so each source model is loaded once per pass.
-    groups: dict[tuple[int, str], list[PlannedRun]] = {}
-    for run in plan:
-        groups.setdefault((run.seed, run.source), []).append(run)
     samples: dict[str, tuple[Task, Task]] = {}
     models: dict[str, Any] = {}
     done = 0
-    while groups:
-        key = _next_group(groups, protocol, load_task)
-        source = key[1]
-        if source != BASELINE and source not in models:
-            models.clear()  # keep one source model in memory at a time
-            train, _, _ = source_samples(load_task(source), protocol.source)
-            models[source] = load_or_finetune(
-                train, protocol.source.model, protocol.source.train, progress=f"{source}: source fine-tuning"
-            )
-        for run in groups.pop(key):
-            if run.target not in samples:
-                samples[run.target] = target_samples(load_task(run.target), protocol)
-            started = time.perf_counter()
-            metrics = run_one(
-                models.get(source), protocol.source.model, *samples[run.target], protocol, run.seed
-            )
-            seconds = time.perf_counter() - started
-            store.add(protocol, run.source, run.target, run.seed, metrics, seconds)
-            done += 1
-            if on_run is not None:
-                on_run(run, metrics, seconds, done, len(plan))
-    return len(plan)
+    while True:
+        # Work in passes over seeds: after the first pass a complete one-seed matrix exists, which
+        # is already useful for evaluation if a long job is cut short. Within a pass, runs are
+        # grouped by source so each source model is loaded once per pass.
+        groups: dict[tuple[int, str], list[PlannedRun]] = {}
+        for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate):
+            groups.setdefault((run.seed, run.source), []).append(run)
+        order = _group_order(groups, protocol, load_task)
+        held_by_others = sum(not _is_free(store.claim_path(protocol, *key)) for key in order)
+        for key in order:
+            seed, source = key
+            with file_lock(store.claim_path(protocol, seed, source), wait=False) as mine:
+                if not mine:
+                    continue
+                finished = store.done(protocol)  # another worker may have finished it meanwhile
+                runs = [r for r in groups[key] if (r.source, r.target, r.seed) not in finished]
+                if runs and source != BASELINE and source not in models:
+                    models.clear()  # keep one source model in memory at a time
+                    train, _, _ = source_samples(load_task(source), protocol.source)
+                    models[source] = load_or_finetune(
+                        train,
+                        protocol.source.model,
+                        protocol.source.train,
+                        progress=f"{source}: source fine-tuning",
+                    )
+                left = sum(len(g) for g in groups.values())
+                for run in runs:
+                    if run.target not in samples:
+                        samples[run.target] = target_samples(load_task(run.target), protocol)
+                    started = time.perf_counter()
+                    metrics = run_one(
+                        models.get(source), protocol.source.model, *samples[run.target], protocol, run.seed
+                    )
+                    seconds = time.perf_counter() - started
+                    store.add(protocol, run.source, run.target, run.seed, metrics, seconds)
+                    done += 1
+                    left -= 1
+                    if on_run is not None:
+                        on_run(run, metrics, seconds, RunProgress(done, left, 1 + held_by_others))
+            break  # re-plan: picks up other workers' results and the claims of workers that died
+        else:
+            return done  # nothing left, or everything left is claimed by live workers
 
 
-def _shard_of(source: str, count: int) -> int:
-    if source == BASELINE:
-        return 0
-    return int(hashlib.sha256(source.encode()).hexdigest(), 16) % count
+def _is_free(claim: Path) -> bool:
+    """Whether no worker holds ``claim`` now (each live worker holds exactly one claim)."""
+    with file_lock(claim, wait=False) as free:
+        return free
 
 
-def _next_group(
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a worker stands: runs it has done, runs left for all workers, workers seen active."""
+
+    done: int
+    left: int
+    workers: int
+
+
+def _group_order(
     groups: dict[tuple[int, str], list[PlannedRun]],
     protocol: TransferProtocol,
     load_task: Callable[[str], Task],
-) -> tuple[int, str]:
-    """The lowest seed pass first; in it, baselines first, then sources whose fine-tuned model is cached
-    (a pool build running alongside produces them), then the last remaining source (pool builds go in
-    list order, so the two meet late)."""
+) -> list[tuple[int, str]]:
+    """The order a worker tries groups in: the lowest seed pass first; in a pass, baselines first,
+    then sources whose fine-tuned model is cached (a pool build running alongside produces them),
+    then the rest from the end of the list (pool builds go in list order, so the two meet late)."""
     from taskscout.train.finetune import finetuned_model_dir
 
-    seed = min(s for s, _ in groups)
-    candidates = [key for key in groups if key[0] == seed]
-    for key in candidates:
-        if key[1] == BASELINE:
-            return key
-    for key in candidates:
-        train, _, _ = source_samples(load_task(key[1]), protocol.source)
-        if (
-            finetuned_model_dir(train, protocol.source.model, protocol.source.train) / "finetuned.json"
-        ).exists():
-            return key
-    return candidates[-1]
+    def cached(source: str) -> bool:
+        train, _, _ = source_samples(load_task(source), protocol.source)
+        model_dir = finetuned_model_dir(train, protocol.source.model, protocol.source.train)
+        return (model_dir / "finetuned.json").exists()
+
+    position = {key: i for i, key in enumerate(groups)}
+    return sorted(
+        groups,
+        key=lambda key: (
+            key[0],
+            key[1] != BASELINE,
+            key[1] == BASELINE or not cached(key[1]),
+            -position[key],
+        ),
+    )
 
 
 def aggregate_runs(frame: pd.DataFrame) -> pd.DataFrame:
