@@ -113,6 +113,18 @@ def test_h_score_matches_explicit_formula():
         h_score(features, np.zeros(200, dtype=int))
 
 
+def test_h_score_is_k_minus_one_when_rows_do_not_exceed_dimensions():
+    # The small-target case the benchmark hits (256 rows, 384 dims): any features score K - 1, so
+    # plain H-score cannot rank sources there, while the shrinkage version still separates them.
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 10)
+    informative = rng.normal(size=(40, 60)) + 3.0 * labels[:, None] * (np.arange(60) < 5)
+    noise = rng.normal(size=(40, 60))
+    assert h_score(informative, labels) == pytest.approx(3.0, rel=1e-6)
+    assert h_score(noise, labels) == pytest.approx(3.0, rel=1e-6)
+    assert regularized_h_score(informative, labels) > regularized_h_score(noise, labels)
+
+
 def test_ledoit_wolf_and_regularized_h_score_against_independent_formulas():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 4, 40)

@@ -234,6 +234,11 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
 
     ``cov(E[f|y]) = sum_c p_c mu_c mu_c^T`` (centred class means ``mu_c``, frequencies ``p_c``); the
     pseudo-inverse drops eigenvalues below ``max(N, D) * eps * lambda_max`` (numerical rank).
+
+    Degenerate when the centred features have full rank ``N - 1`` (e.g. ``N <= D``, the usual small
+    target): ``F cov^+ F^T`` is then ``N`` times the centring projection, so the score is exactly
+    ``K - 1`` for every source and a ranking by it is rounding noise. :func:`regularized_h_score`
+    is the usable version there (the benchmark shows both).
     """
     f, means, freq = _centred_class_means(features, labels)
     cov = f.T @ f / f.shape[0]

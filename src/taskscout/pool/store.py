@@ -147,7 +147,7 @@ class Pool:
         return cls.create(path, exist_ok=True)
 
     # ------------------------------------------------------------------ index
-    def _locked(self) -> contextlib.AbstractContextManager[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[bool]:
         return file_lock(self.path / ".lock")
 
     def _read_index(self) -> list[dict[str, Any]]:
