@@ -130,7 +130,9 @@ def test_evaluate_method_and_report(tmp_path, protocol, tiny_model_dir):
     assert row["regret@3"] == pytest.approx(0.0)  # all three sources are in the top 3
     assert result.storage_bytes_per_source > 0 and result.p2_ms_per_source > 0
     md, page = write_report([result], gt, tmp_path / "report")
-    assert "| esm-logme |" in markdown_table([result])
+    assert markdown_table([result]).splitlines()[-1].endswith("| 1 |")  # targets ranked
+    unrankable = dataclasses.replace(result, per_target=result.per_target.assign(**{"regret@1": np.nan}))
+    assert markdown_table([unrankable]).splitlines()[-1].endswith("| 0 |")
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 3 and "Regret@k" in text
     assert "esm-logme" in md.read_text()

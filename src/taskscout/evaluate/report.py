@@ -34,7 +34,8 @@ def results_table(results: list[MethodResult]) -> pd.DataFrame:
             row[f"{metric}_ci"] = (s.get("ci_low", float("nan")), s.get("ci_high", float("nan")))
         row["p2_ms_per_source"] = r.p2_ms_per_source
         row["storage_kb_per_source"] = r.storage_bytes_per_source / 1024
-        row["targets"] = len(r.per_target)
+        # Targets the method could rank (LEEP, NCE and H-score skip regression targets).
+        row["targets"] = int(r.per_target["regret@1"].notna().sum()) if len(r.per_target) else 0
         rows.append(row)
     return pd.DataFrame(rows)
 
