@@ -248,6 +248,14 @@ def test_curvegrad_scores_every_source(built_pool):
     assert all(s.score <= 0 and np.isfinite(s.score) for s in ranking.sources)
 
 
+def test_ensemble_storage_counts_all_three_variants(built_pool):
+    from taskscout.evaluate.benchmark import storage_per_source
+
+    variants = [storage_per_source(f"tupate-{v}", built_pool) for v in ("bitfit", "lora", "prefix")]
+    assert min(variants) > 0
+    assert storage_per_source("tupate-ensemble", built_pool) == pytest.approx(sum(variants))
+
+
 def test_ensemble_needs_all_three_siblings(built_pool):
     built_pool.remove("src_swapped", kind="tupate-prefix")
     ranking = rank(_target(), built_pool, method="tupate-ensemble", keep_duplicates=True)

@@ -190,6 +190,15 @@ def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model
     with pytest.raises(PoolError, match="no stored ranking of vocab-overlap"):
         evaluate_method("vocab-overlap", gt, None, protocol, tasks.__getitem__, cache=reloaded)
 
+    # Recomputing one method (as `bench --recompute -m esm-logme`) keeps every other stored ranking,
+    # and recomputes the method once even when a fusion reads it again.
+    refreshed = ScoreCache(tmp_path / "scores.json", refresh=["esm-logme"])
+    evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=refreshed)
+    evaluate_method("fusion:esm-logme+textemb", gt, pool, protocol, tasks.__getitem__, cache=refreshed)
+    assert calls == ["esm-logme"]
+    assert ScoreCache(tmp_path / "scores.json").methods() == ["datasize", "esm-logme", "textemb"]
+    calls.clear()
+
     pool.remove("s2")  # the pool changed: stored rankings of it no longer apply
     changed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
     assert calls == ["esm-logme"] and set(changed.scores["tgt"]) == {"s1"}

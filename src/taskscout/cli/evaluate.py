@@ -195,7 +195,10 @@ def bench(
         typer.Option(help="Stored rankings to reuse and extend (default: OUT/scores.json)."),
     ] = None,
     recompute: Annotated[
-        bool, typer.Option(help="Recompute every ranking instead of reusing stored ones.")
+        bool,
+        typer.Option(
+            help="Recompute the chosen methods' rankings instead of reusing stored ones (others are kept)."
+        ),
     ] = False,
     stored: Annotated[
         bool,
@@ -225,11 +228,10 @@ def bench(
         )
     opened = None if stored else open_pool(pool)
     load = catalog_loader()
-    if recompute and scores_path.exists():
-        scores_path.unlink()
-    cache = ScoreCache(scores_path)
+    chosen = list(methods or []) or (ScoreCache(scores_path).methods() if stored else sorted(registry()))
+    cache = ScoreCache(scores_path, refresh=chosen if recompute else ())
     results = []
-    for name in methods or (cache.methods() if stored else sorted(registry())):
+    for name in chosen:
         console.print(f"evaluating {name} ...")
         try:
             results.append(evaluate_method(name, gt, opened, get_protocol(protocol), load, cache=cache))

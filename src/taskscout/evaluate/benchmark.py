@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,21 @@ class ScoreCache:
 
     FORMAT = 1
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, refresh: Iterable[str] = ()) -> None:
+        """``refresh``: methods whose stored rankings are ignored (recomputed and overwritten); the
+        members of a fusion named there are refreshed too. Every other stored ranking is kept."""
+        from taskscout.methods import get_method
+        from taskscout.methods.fusion import RankFusion
+
         self.path = Path(path)
         self._records = self._read()
+        self._refresh: set[str] = set()
+        self._put_here: set[str] = set()  # keys computed by this process (fresh even when refreshed)
+        for name in refresh:
+            self._refresh.add(name)
+            selector = get_method(name)
+            if isinstance(selector, RankFusion):
+                self._refresh.update(m.name for m in selector.members)
 
     def _read(self) -> dict[str, dict[str, Any]]:
         if not self.path.exists():
@@ -131,6 +143,8 @@ class ScoreCache:
         record = self._records.get(f"{method}|{target}")
         if record is None or signature not in (None, record.get("signature")):
             return None
+        if method in self._refresh and f"{method}|{target}" not in self._put_here:
+            return None  # stored before this run: recompute it
         return record
 
     def methods(self) -> list[str]:
@@ -141,6 +155,7 @@ class ScoreCache:
         # Several bench processes may share the file: merge with what is on disk under a lock.
         with file_lock(self.path.with_name(self.path.name + ".lock")):
             self._records = {**self._read(), f"{method}|{target}": {"signature": signature, **record}}
+            self._put_here.add(f"{method}|{target}")
             write_json(self.path, {"format": self.FORMAT, "records": self._records})
 
 
@@ -201,13 +216,17 @@ def score_target(
 
 
 def storage_per_source(method: str, pool: Pool) -> float:
-    """Mean bytes of a source's P1 entry files for ``method``."""
+    """Mean bytes of a source's P1 entry files for ``method`` (summed over the kinds an ensemble reads)."""
     from taskscout.methods import get_method
 
-    kind = get_method(method).kind
-    entries = pool.entries(kind) if kind else []
-    sizes = [sum((e.path / f).stat().st_size for f in e.meta.get("files", {})) for e in entries]
-    return float(np.mean(sizes)) if sizes else 0.0
+    selector = get_method(method)
+    kinds = {m.kind for m in getattr(selector, "members", ())} or {selector.kind}
+    total = 0.0
+    for kind in sorted(k for k in kinds if k):
+        entries = pool.entries(kind)
+        sizes = [sum((e.path / f).stat().st_size for f in e.meta.get("files", {})) for e in entries]
+        total += float(np.mean(sizes)) if sizes else 0.0
+    return total
 
 
 def evaluate_method(
