@@ -46,8 +46,7 @@ def transfer(
 ) -> None:
     """Run real intermediate-task transfer experiments (resumable; finished runs are skipped).
 
-    To use several cores, start this command several times (e.g. with OMP_NUM_THREADS=1 each) on the
-    same results file: the workers claim groups of runs and share the work.
+    Start it once per core (OMP_NUM_THREADS=1 each) on one results file: the workers share the runs.
     """
     from taskscout.evaluate.benchmark import (
         BENCHMARK_TARGETS,
