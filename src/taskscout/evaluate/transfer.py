@@ -10,6 +10,7 @@ and resumable: an interrupted run leaves no row and is simply done again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -268,6 +269,11 @@ def run_transfer(
     """
     samples: dict[str, tuple[Task, Task]] = {}
     models: dict[str, Any] = {}
+
+    @functools.cache
+    def source_train(source: str) -> Task:  # fixed per source; the groups are re-ordered after each
+        return source_samples(load_task(source), protocol.source)[0]
+
     done = 0
     while True:
         # Work in passes over seeds: after the first pass a complete one-seed matrix exists, which
@@ -276,7 +282,7 @@ def run_transfer(
         groups: dict[tuple[int, str], list[PlannedRun]] = {}
         for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate):
             groups.setdefault((run.seed, run.source), []).append(run)
-        order = _group_order(groups, protocol, load_task)
+        order = _group_order(groups, protocol, source_train)
         held_by_others = sum(not _is_free(store.claim_path(protocol, *key)) for key in order)
         for key in order:
             seed, source = key
@@ -287,9 +293,8 @@ def run_transfer(
                 runs = [r for r in groups[key] if (r.source, r.target, r.seed) not in finished]
                 if runs and source != BASELINE and source not in models:
                     models.clear()  # keep one source model in memory at a time
-                    train, _, _ = source_samples(load_task(source), protocol.source)
                     models[source] = load_or_finetune(
-                        train,
+                        source_train(source),
                         protocol.source.model,
                         protocol.source.train,
                         progress=f"{source}: source fine-tuning",
@@ -331,7 +336,7 @@ class RunProgress:
 def _group_order(
     groups: dict[tuple[int, str], list[PlannedRun]],
     protocol: TransferProtocol,
-    load_task: Callable[[str], Task],
+    source_train: Callable[[str], Task],
 ) -> list[tuple[int, str]]:
     """The order a worker tries groups in: the lowest seed pass first; in a pass, baselines first,
     then sources whose fine-tuned model is cached (a pool build running alongside produces them),
@@ -339,8 +344,7 @@ def _group_order(
     from taskscout.train.finetune import finetuned_model_dir
 
     def cached(source: str) -> bool:
-        train, _, _ = source_samples(load_task(source), protocol.source)
-        model_dir = finetuned_model_dir(train, protocol.source.model, protocol.source.train)
+        model_dir = finetuned_model_dir(source_train(source), protocol.source.model, protocol.source.train)
         return (model_dir / "finetuned.json").exists()
 
     position = {key: i for i, key in enumerate(groups)}
