@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from taskscout.devices import autocast, module_device, resolve_device
 from taskscout.encode.models import DEFAULT_MODEL, resolve_model
 from taskscout.errors import TaskscoutError
 
@@ -76,6 +77,7 @@ class Encoder:
         max_length: tokens per input after truncation.
         batch_size: inputs per forward pass.
         cache: use the on-disk embedding cache under ``$TASKSCOUT_HOME``.
+        device: ``auto`` | ``cpu`` | ``cuda[:i]`` | ``mps`` (see :mod:`taskscout.devices`).
     """
 
     def __init__(
@@ -86,9 +88,11 @@ class Encoder:
         max_length: int = 128,
         batch_size: int = 64,
         cache: bool = True,
+        device: str | torch.device = "auto",
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        target_device = resolve_device(device)
         if pooling not in POOLINGS:
             raise TaskscoutError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         resolved = resolve_model(model)
@@ -99,7 +103,7 @@ class Encoder:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TaskscoutError(f"cannot load model {model!r}: {first}") from None
         self._setup(
-            module,
+            module.to(target_device),
             tokenizer,
             EncoderSpec(resolved.name, resolved.fingerprint, pooling, max_length),
             batch_size,
@@ -119,7 +123,7 @@ class Encoder:
         batch_size: int = 64,
         cache: bool = False,
     ) -> Encoder:
-        """Wrap an already loaded model (a fine-tuned encoder, or a tiny test model)."""
+        """Wrap an already loaded model (a fine-tuned encoder, or a tiny test model) on its own device."""
         self = cls.__new__(cls)
         self._setup(module, tokenizer, EncoderSpec(name, fingerprint, pooling, max_length), batch_size, cache)
         return self
@@ -137,6 +141,11 @@ class Encoder:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live; batches are moved there."""
+        return module_device(self.model)
 
     @property
     def dim(self) -> int:
@@ -190,7 +199,8 @@ class Encoder:
     def tokenize(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None
     ) -> dict[str, torch.Tensor]:
-        """Tokenize a batch with truncation to ``max_length`` and padding to the longest input."""
+        """Tokenize a batch with truncation to ``max_length`` and padding to the longest input; the
+        tensors are on the model's device."""
         return self.tokenizer(
             list(texts),
             None if text_pairs is None else list(text_pairs),
@@ -198,7 +208,7 @@ class Encoder:
             max_length=self.spec.max_length,
             padding=True,
             return_tensors="pt",
-        )
+        ).to(self.device)
 
     def _forward_all(
         self, texts: list[str], text_pairs: list[str] | None, *, progress: bool | str
@@ -211,7 +221,7 @@ class Encoder:
         result = np.zeros((len(texts), self.dim), dtype=np.float32)
         desc = progress if isinstance(progress, str) else f"embedding with {self.name.split('/')[-1]}"
         bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, leave=False)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self.tokenize(

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -61,9 +61,20 @@ class TransferProtocol:
         default_factory=lambda: TrainConfig(epochs=3.0, batch_size=16, learning_rate=1e-4, max_length=64)
     )
     source: BuildConfig = field(default_factory=BuildConfig)
+    # small-v1 held out at most half of a target; later protocols hold out every row they do not
+    # train on, up to ``target_eval_rows`` (inference is cheap, and evaluation rows cut noise).
+    eval_at_most_half: bool = True
+
+    # Fields added after small-v1 was hashed: left out of the dict while at their default, so the
+    # hashes that key committed runs stay what they were.
+    _LATER_FIELDS: ClassVar[dict[str, Any]] = {"eval_at_most_half": True}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = {**dataclasses.asdict(self), "train": self.train.to_dict(), "source": self.source.to_dict()}
+        for name, default in self._LATER_FIELDS.items():
+            if data.get(name) == default:
+                data.pop(name)
+        return data
 
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -80,7 +91,15 @@ def get_protocol(name: str) -> TransferProtocol:
 
 def target_samples(task: Task, protocol: TransferProtocol) -> tuple[Task, Task]:
     """(training sample, held-out evaluation sample) of a target; fixed across seeds and sources."""
-    n_eval = min(protocol.target_eval_rows, len(task) // 2)
+    if protocol.eval_at_most_half:
+        n_eval = min(protocol.target_eval_rows, len(task) // 2)
+    else:
+        n_eval = min(protocol.target_eval_rows, len(task) - protocol.target_train_rows)
+        if n_eval < 100:
+            raise TaskscoutError(
+                f"target {task.name!r} has {len(task)} rows; protocol {protocol.name} trains on "
+                f"{protocol.target_train_rows} and needs >= 100 more to evaluate on"
+            )
     train, evaluation = task.split(n_eval, seed=protocol.split_seed)
     return train.subsample(protocol.target_train_rows, seed=protocol.split_seed), evaluation
 
@@ -125,11 +144,15 @@ class ResultStore:
         seed: int,
         metrics: dict[str, float],
         seconds: float,
+        device: str = "cpu",
     ) -> None:
+        from taskscout.devices import describe, resolve_device
+
         versions = {
             "taskscout": taskscout.__version__,
             "python": platform.python_version(),
             **_library_versions(),
+            **describe(resolve_device(device)),
         }
         with self._conn:
             self._conn.execute(
@@ -237,14 +260,23 @@ def plan_runs(
 
 
 def run_one(
-    source_model: Any, base: str, target_train: Task, target_eval: Task, protocol: TransferProtocol, seed: int
+    source_model: Any,
+    base: str,
+    target_train: Task,
+    target_eval: Task,
+    protocol: TransferProtocol,
+    seed: int,
+    *,
+    device: str = "auto",
 ) -> dict[str, float]:
     """Fine-tune (from ``source_model``'s encoder, or ``base`` when it is None) on the target; score it."""
     config = dataclasses.replace(protocol.train, seed=seed)
     if source_model is None:
-        tuned = finetune(target_train, base, config)
+        tuned = finetune(target_train, base, config, device=device)
     else:
-        tuned = finetune(target_train, source_model.model.encoder, config, tokenizer=source_model.tokenizer)
+        tuned = finetune(
+            target_train, source_model.model.encoder, config, tokenizer=source_model.tokenizer, device=device
+        )
     return tuned.evaluate(target_eval)
 
 
@@ -257,6 +289,7 @@ def run_transfer(
     *,
     is_duplicate: Callable[[str, str], bool] = lambda s, t: s == t,
     on_run: Callable[[PlannedRun, dict[str, float], float, RunProgress], None] | None = None,
+    device: str = "auto",
 ) -> int:
     """Do every planned run not yet in ``store``; returns how many this process did.
 
@@ -298,6 +331,7 @@ def run_transfer(
                         protocol.source.model,
                         protocol.source.train,
                         progress=f"{source}: source fine-tuning",
+                        device=device,
                     )
                 left = sum(len(g) for g in groups.values())
                 for run in runs:
@@ -305,10 +339,15 @@ def run_transfer(
                         samples[run.target] = target_samples(load_task(run.target), protocol)
                     started = time.perf_counter()
                     metrics = run_one(
-                        models.get(source), protocol.source.model, *samples[run.target], protocol, run.seed
+                        models.get(source),
+                        protocol.source.model,
+                        *samples[run.target],
+                        protocol,
+                        run.seed,
+                        device=device,
                     )
                     seconds = time.perf_counter() - started
-                    store.add(protocol, run.source, run.target, run.seed, metrics, seconds)
+                    store.add(protocol, run.source, run.target, run.seed, metrics, seconds, device=device)
                     done += 1
                     left -= 1
                     if on_run is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,22 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     optimizer: str = "AdamW"
+    # "random": a freshly initialised head; "probe": the head starts as a linear probe fitted on the
+    # frozen starting encoder's pooled features (LP-FT, Kumar et al. 2022), so the first steps do not
+    # push large random-head gradients into the encoder (the collapses of few-shot runs at high rates).
+    head_init: str = "random"
+
+    # Fields added after configs were first hashed: left out of the dict while at their default, so
+    # the hashes of existing protocols, cached models and pools stay what they were.
+    _LATER_FIELDS: ClassVar[dict[str, Any]] = {"head_init": "random"}
+
+    def __post_init__(self) -> None:
+        if self.head_init not in ("random", "probe"):
+            raise ValueError(f"head_init must be 'random' or 'probe', not {self.head_init!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name, default in self._LATER_FIELDS.items():
+            if data.get(name) == default:
+                data.pop(name)
+        return data

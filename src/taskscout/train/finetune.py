@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
+from taskscout.devices import autocast, describe, grad_scaler, module_device, resolve_device
 from taskscout.encode.encoder import Encoder, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
@@ -109,7 +110,8 @@ class FineTuned:
             self.model.encoder.save_pretrained(tmp / "encoder", safe_serialization=True)
             self.tokenizer.save_pretrained(tmp / "encoder")
             save_file(
-                {k: v.contiguous() for k, v in self.model.head.state_dict().items()}, tmp / "head.safetensors"
+                {k: v.detach().contiguous().cpu() for k, v in self.model.head.state_dict().items()},
+                tmp / "head.safetensors",
             )
             meta = {
                 "format_version": FORMAT_VERSION,
@@ -126,7 +128,8 @@ class FineTuned:
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> FineTuned:
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "auto") -> FineTuned:
+        """Load a model written by :meth:`save_pretrained` (checksum-verified) onto ``device``."""
         from transformers import AutoModel, AutoTokenizer
 
         directory = Path(directory)
@@ -146,7 +149,7 @@ class FineTuned:
         info = dict(meta["info"])
         info["fingerprint"] = meta["encoder_sha256"][:16]
         return cls(
-            model=model.eval(),
+            model=model.to(resolve_device(device)).eval(),
             tokenizer=AutoTokenizer.from_pretrained(directory / "encoder"),
             task_type=meta["task_type"],
             config=config,
@@ -212,7 +215,8 @@ def batch_logits(model: SequenceModel, tokenizer_of: Encoder, task: Task, batch_
             batch = tokenizer_of.tokenize(
                 task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
             )
-            outputs.append(model(batch).float().numpy())
+            with autocast(module_device(model)):
+                outputs.append(model(batch).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs) if outputs else np.zeros((0, model.head.out_features))
 
@@ -240,6 +244,9 @@ def train_steps(
     """
     rng = np.random.default_rng(seed)
     params = [p for p in model.parameters() if p.requires_grad]
+    device = module_device(model)
+    labels = targets.targets.to(device)
+    scaler = grad_scaler(device)
     desc = progress if isinstance(progress, str) else f"fine-tuning on {task.name}"
     bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, leave=False)
     model.train()
@@ -255,12 +262,21 @@ def train_steps(
                 [task.texts[i] for i in idx],
                 None if task.text_pairs is None else [task.text_pairs[i] for i in idx],
             )
-            loss = targets.loss_fn(model(batch), targets.targets[idx])
+            with autocast(device):
+                loss = targets.loss_fn(model(batch).float(), labels[torch.as_tensor(idx, device=device)])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             if grad_clip:
                 nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
             if scheduler is not None:
                 scheduler.step()
             losses.append(float(loss.detach()))
@@ -279,6 +295,52 @@ def train_steps(
     return losses
 
 
+def fit_probe_head(model: SequenceModel, tokenizer_of: Encoder, task: Task, targets: TrainingTargets) -> None:
+    """Set ``model.head`` to a linear probe on the frozen encoder's pooled features of ``task`` (LP-FT).
+
+    Classification: multinomial logistic regression (L2, C = 1, the scikit-learn default); classes
+    absent from the rows get zero weights and a bias 10 nats below the lowest fitted one, so they start
+    out never predicted but can still be learned. Regression: ridge (alpha = 1) on the standardised
+    targets the loss uses. Features come from the encoder in eval mode (no dropout), as at inference.
+    """
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    was_training = model.training
+    model.eval()
+    features = []
+    with torch.inference_mode():
+        for start in range(0, len(task), 64):
+            batch = tokenizer_of.tokenize(
+                task.texts[start : start + 64],
+                None if task.text_pairs is None else task.text_pairs[start : start + 64],
+            )
+            with autocast(module_device(model)):
+                features.append(model.pooled(batch).float().cpu().numpy())
+    model.train(was_training)
+    x = np.concatenate(features).astype(np.float64)
+    out_features = model.head.out_features
+    weight = np.zeros((out_features, x.shape[1]))
+    bias = np.zeros(out_features)
+    y = targets.targets.numpy()
+    if targets.mean is None:
+        present = np.unique(y)
+        if len(present) < 2:
+            return  # one class: nothing to discriminate, keep the random head
+        probe = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+        coef, intercept = probe.coef_, probe.intercept_
+        if len(present) == 2:  # scikit-learn's binary model: one row of log-odds for the second class
+            coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+            intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+        bias[:] = intercept.min() - 10.0
+        weight[present], bias[present] = coef, intercept
+    else:
+        probe = Ridge(alpha=1.0).fit(x, y.reshape(len(y), -1))
+        weight[:], bias[:] = probe.coef_.reshape(out_features, -1), probe.intercept_
+    with torch.no_grad():
+        model.head.weight.copy_(torch.as_tensor(weight, dtype=model.head.weight.dtype))
+        model.head.bias.copy_(torch.as_tensor(bias, dtype=model.head.bias.dtype))
+
+
 def finetune(
     task: Task,
     base: str | nn.Module,
@@ -287,14 +349,19 @@ def finetune(
     tokenizer: Any = None,
     progress: bool | str = False,
     info: dict[str, Any] | None = None,
+    device: str | torch.device = "auto",
 ) -> FineTuned:
-    """Fine-tune ``base`` (hub id, directory, or module with ``tokenizer``) on ``task``; all weights train."""
+    """Fine-tune ``base`` (hub id, directory, or module with ``tokenizer``) on ``task``; all weights train.
+
+    ``device``: where to train (:func:`taskscout.devices.resolve_device`; mixed precision on CUDA).
+    """
     config = config or TrainConfig()
     if len(task) == 0:
         raise TaskscoutError(f"task {task.name!r} has no rows to fine-tune on")
+    target_device = resolve_device(device)
     torch.manual_seed(config.seed)
     encoder, tokenizer, base_name = load_backbone(base, tokenizer)
-    model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout)
+    model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout).to(target_device)
     targets = TrainingTargets.of(task)
     steps_per_epoch = math.ceil(len(task) / config.batch_size)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
@@ -320,6 +387,8 @@ def finetune(
         encoder, tokenizer, name=base_name, fingerprint="train", max_length=config.max_length, cache=False
     )
     started = time.perf_counter()
+    if config.head_init == "probe":
+        fit_probe_head(model, helper, task, targets)
     losses = train_steps(
         model,
         helper,
@@ -344,6 +413,7 @@ def finetune(
         "final_loss": float(np.mean(losses[-10:])) if losses else None,
         "losses": [round(x, 5) for x in losses[:: max(1, len(losses) // 200)]],
         "torch_version": torch.__version__,
+        **describe(target_device),
     }
     meta.update(info or {})
     return FineTuned(
@@ -382,8 +452,12 @@ def load_or_finetune(
     *,
     progress: bool | str = False,
     info: dict[str, Any] | None = None,
+    device: str | torch.device = "auto",
 ) -> FineTuned:
-    """The cached fine-tuned model for (base, task, config), training and saving it if needed."""
+    """The cached fine-tuned model for (base, task, config), training and saving it if needed.
+
+    The cache key ignores ``device``: a model trained on a GPU is reused on the CPU and vice versa.
+    """
     config = config or TrainConfig()
     directory = finetuned_model_dir(task, base, config)
     # Parallel workers (transfer shards, a pool build) may want the same model: the lock makes the
@@ -391,10 +465,10 @@ def load_or_finetune(
     with file_lock(directory.with_name(directory.name + ".lock")):
         if (directory / "finetuned.json").exists():
             try:
-                return FineTuned.from_pretrained(directory)
+                return FineTuned.from_pretrained(directory, device=device)
             except TaskscoutError:
                 shutil.rmtree(directory, ignore_errors=True)  # corrupt cache entry: retrain below
-        model = finetune(task, base, config, progress=progress, info=info)
+        model = finetune(task, base, config, progress=progress, info=info, device=device)
         model.save_pretrained(directory)
     model.info["fingerprint"] = sha256_file(directory / "encoder" / "model.safetensors")[:16]
     return model

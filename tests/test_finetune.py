@@ -1,0 +1,84 @@
+"""Fine-tuning details: the linear-probe head start (LP-FT) and config hashing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from taskscout.encode.encoder import Encoder
+from taskscout.evaluate.transfer import get_protocol
+from taskscout.train.config import TrainConfig
+from taskscout.train.finetune import SequenceModel, TrainingTargets, finetune, fit_probe_head, load_backbone
+from tests.conftest import make_task
+
+
+def _model_and_features(tiny_model_dir, task, outputs):
+    encoder, tokenizer, name = load_backbone(str(tiny_model_dir))
+    model = SequenceModel(encoder, outputs)
+    helper = Encoder.from_module(encoder, tokenizer, name=name, fingerprint="t", max_length=32, cache=False)
+    model.eval()
+    with torch.inference_mode():
+        features = model.pooled(helper.tokenize(task.texts)).double().numpy()
+    return model, helper, features
+
+
+def _head(model, features):
+    with torch.inference_mode():
+        return model.head(torch.as_tensor(features, dtype=torch.float32)).double().numpy()
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_probe_head_is_the_logistic_regression_on_frozen_features(tiny_model_dir, classes):
+    task = make_task(n=60, classes=classes)
+    model, helper, features = _model_and_features(tiny_model_dir, task, classes)
+    fit_probe_head(model, helper, task, TrainingTargets.of(task))
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit(features, task.labels)
+    np.testing.assert_allclose(
+        softmax(_head(model, features), axis=1), reference.predict_proba(features), atol=2e-4
+    )
+
+
+def test_probe_head_leaves_absent_classes_unpredicted(tiny_model_dir):
+    task = make_task(n=60, classes=2)
+    model, helper, features = _model_and_features(tiny_model_dir, task, 3)  # the head has a third class
+    fit_probe_head(model, helper, task, TrainingTargets.of(task))
+    probabilities = softmax(_head(model, features), axis=1)
+    assert probabilities[:, 2].max() < 1e-4
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit(features, task.labels)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), reference.predict(features))
+
+
+def test_probe_head_regression_is_ridge_on_standardised_targets(tiny_model_dir):
+    task = make_task(n=60, regression=True)
+    model, helper, features = _model_and_features(tiny_model_dir, task, 1)
+    targets = TrainingTargets.of(task)
+    fit_probe_head(model, helper, task, targets)
+    reference = Ridge(alpha=1.0).fit(features, (task.labels - targets.mean) / targets.std)
+    np.testing.assert_allclose(_head(model, features)[:, 0], reference.predict(features), atol=1e-4)
+
+
+def test_probe_head_with_one_class_keeps_the_random_head(tiny_model_dir):
+    task = make_task(n=20).select(np.flatnonzero(make_task(n=20).labels == 0))
+    model, helper, _ = _model_and_features(tiny_model_dir, task, 2)
+    before = model.head.weight.detach().clone()
+    fit_probe_head(model, helper, task, TrainingTargets.of(task))
+    assert torch.equal(before, model.head.weight)
+
+
+def test_finetune_from_a_probe_head_learns_the_task(tiny_model_dir):
+    task = make_task(n=80)
+    config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-4, head_init="probe", max_length=32)
+    tuned = finetune(task, str(tiny_model_dir), config)
+    assert tuned.evaluate(task)["accuracy"] > 0.9
+
+
+def test_new_config_fields_do_not_change_existing_hashes():
+    # The committed small-v1 runs, cached models and pools are keyed by these hashes.
+    assert "head_init" not in TrainConfig().to_dict()
+    assert TrainConfig(head_init="probe").to_dict()["head_init"] == "probe"
+    assert get_protocol("small-v1").hash() == "e7d3c38e3dcf"
+    with pytest.raises(ValueError, match="head_init"):
+        TrainConfig(head_init="zeros")
