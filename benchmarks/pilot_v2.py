@@ -64,7 +64,6 @@ RECIPES = {
     "small-v1": _TARGET,
     "warmup-5e-5": dataclasses.replace(_TARGET, learning_rate=5e-5, warmup_ratio=0.1),
     "lpft-5e-5": dataclasses.replace(_TARGET, learning_rate=5e-5, warmup_ratio=0.1, head_init="probe"),
-    "lpft-2e-5": dataclasses.replace(_TARGET, learning_rate=2e-5, warmup_ratio=0.1, head_init="probe"),
 }
 RECIPE_TARGETS = ["debates2016_party", "drugreview_sentiment"]
 RECIPE_STARTS = ["", "rt_sentiment", "healthtweets_source"]  # "" = the base encoder
@@ -127,9 +126,10 @@ def recipe_job(target: str, start: str, recipe: str, seed: int) -> dict[str, Any
 
 def jobs(parts: list[str]) -> list[Job]:
     out: list[Job] = []
-    if "sources" in parts:
+    if "sources" in parts:  # the two that the recipe runs start from
         out += [
-            Job(f"sources|{name}|2000x2", lambda n=name: source_job(n, "2000x2")) for name in BUDGET_SOURCES
+            Job(f"sources|{name}|2000x2", lambda n=name: source_job(n, "2000x2"))
+            for name in RECIPE_STARTS[1:]
         ]
     if "recipes" in parts:
         # Base-encoder runs first: they need no source model, so a second worker starts at once.
@@ -145,7 +145,13 @@ def jobs(parts: list[str]) -> list[Job]:
                         )
     if "sources" in parts:
         out += [
-            Job(f"sources|{name}|4000x3", lambda n=name: source_job(n, "4000x3")) for name in BUDGET_SOURCES
+            Job(f"sources|{name}|2000x2", lambda n=name: source_job(n, "2000x2"))
+            for name in BUDGET_SOURCES
+            if name not in RECIPE_STARTS
+        ]
+        out += [
+            Job(f"sources|{name}|4000x3", lambda n=name: source_job(n, "4000x3"))
+            for name in BUDGET_SOURCES[:2]
         ]
     return out
 

@@ -12,6 +12,8 @@ from rich.table import Table
 
 console = Console()
 
+DEVICE_HELP = "Device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N or mps."
+
 ProtocolOpt = Annotated[str, typer.Option(help="Transfer protocol name.")]
 GroundTruthOpt = Annotated[
     Path | None, typer.Option(help="Ground-truth JSON (default: the one shipped for the protocol).")
@@ -24,7 +26,19 @@ def transfer(
         list[str] | None, typer.Option("--source", "-s", help="Source task (repeatable).")
     ] = None,
     targets: Annotated[
-        list[str] | None, typer.Option("--target", "-t", help="Target task (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="Target (repeatable): a catalog task, or your own data: a CSV/TSV/JSON(L)/Parquet file, "
+            "hf:ID or catalog:NAME.",
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column of a target file (default: inferred).")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column of a target file (default: inferred).")
     ] = None,
     benchmark: Annotated[
         bool, typer.Option(help="Use the standard benchmark's sources and targets.")
@@ -43,18 +57,37 @@ def transfer(
     export_only: Annotated[
         bool, typer.Option(help="Only write --export from finished runs; run nothing.")
     ] = False,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            flag_value="local",
+            help="Run each source fine-tune and transfer run as a Ray task: --ray alone starts a local "
+            "Ray runtime; --ray auto joins this node's cluster; --ray ray://HOST:10001 connects to one.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
+    ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
 ) -> None:
     """Run real intermediate-task transfer experiments (resumable; finished runs are skipped).
 
-    Start it once per core (OMP_NUM_THREADS=1 each) on one results file: the workers share the runs.
+    Locally, start it once per core (OMP_NUM_THREADS=1 each) on one results file: the workers share the
+    runs. With --ray, one driver sends every run to a Ray cluster and writes the results.
+    Your own data as a target: --target my_data.csv --source rt_sentiment --source ... computes its
+    ground truth with the same protocol.
     """
-    from taskscout.evaluate.benchmark import (
-        BENCHMARK_TARGETS,
-        benchmark_sources,
-        catalog_loader,
-        duplicate_checker,
+    from taskscout.cluster import RayOptions
+    from taskscout.devices import resolve_device
+    from taskscout.evaluate.benchmark import BENCHMARK_TARGETS, benchmark_sources, duplicate_checker
+    from taskscout.evaluate.transfer import (
+        BASELINE,
+        ResultStore,
+        get_protocol,
+        run_transfer,
+        run_transfer_ray,
+        task_loader,
     )
-    from taskscout.evaluate.transfer import BASELINE, ResultStore, get_protocol, run_transfer
 
     chosen = get_protocol(protocol)
     if benchmark:
@@ -64,8 +97,9 @@ def transfer(
         raise typer.BadParameter("give --source and --target tasks, or --benchmark")
     sources = [s.removeprefix("catalog:") for s in sources]
     targets = [t.removeprefix("catalog:") for t in targets]
+    resolve_device(device)  # a device this machine lacks fails now, not after the first source
     store = ResultStore(db)
-    load = catalog_loader()
+    load = task_loader(text_column=text_column, label_column=label_column)
     deadline = None if limit_minutes is None else time.monotonic() + 60 * limit_minutes
     started = time.monotonic()
 
@@ -93,15 +127,30 @@ def transfer(
         write_ground_truth(store, chosen, export, sources, targets)
         return
     try:
-        done = run_transfer(
-            sources,
-            targets,
-            chosen,
-            store,
-            load,
-            is_duplicate=duplicate_checker(load),
-            on_run=report,
-        )
+        if ray is None:
+            done = run_transfer(
+                sources,
+                targets,
+                chosen,
+                store,
+                load,
+                is_duplicate=duplicate_checker(load),
+                on_run=report,
+                device=device,
+            )
+        else:
+            options = RayOptions(address=ray, cpus_per_task=ray_cpus, gpus_per_task=ray_gpus)
+            done = run_transfer_ray(
+                sources,
+                targets,
+                chosen,
+                store,
+                load,
+                options,
+                is_duplicate=duplicate_checker(load),
+                on_run=report,
+                device=device,
+            )
         console.print(f"{done} runs done; results in {store.path}")
     except _Deadline:
         console.print(f"time limit reached; finished runs are in {store.path}, rerun to continue")

@@ -26,6 +26,7 @@ import pandas as pd
 
 import taskscout
 from taskscout import paths
+from taskscout.cluster import RayOptions
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
 from taskscout.io import file_lock, sha256_bytes
@@ -259,6 +260,29 @@ def plan_runs(
     return [r for r in plan if (r.source, r.target, r.seed) not in done]
 
 
+def task_loader(**load_options: Any) -> Callable[[str], Task]:
+    """``spec -> Task`` for transfer runs, memoised: a catalog name (fetched on first use) or anything
+    :func:`taskscout.data.loaders.load_task` reads (a file, ``hf:ID``, ``catalog:NAME``), so ground truth
+    can be computed for a user's own target with the benchmark's protocol. ``load_options`` (columns,
+    task type) apply to files and Hub datasets only."""
+    from taskscout.data import catalog
+    from taskscout.data.loaders import load_task
+
+    names = {entry.name for entry in catalog.list_tasks()}
+    cache: dict[str, Task] = {}
+
+    def load(spec: str) -> Task:
+        if spec not in cache:
+            name = spec.removeprefix("catalog:")
+            if name in names:
+                cache[spec] = catalog.load(name, auto_fetch=True)
+            else:
+                cache[spec] = load_task(spec, **{k: v for k, v in load_options.items() if v is not None})
+        return cache[spec]
+
+    return load
+
+
 def run_one(
     source_model: Any,
     base: str,
@@ -355,6 +379,72 @@ def run_transfer(
             break  # re-plan: picks up other workers' results and the claims of workers that died
         else:
             return done  # nothing left, or everything left is claimed by live workers
+
+
+def run_transfer_ray(
+    sources: list[str],
+    targets: list[str],
+    protocol: TransferProtocol,
+    store: ResultStore,
+    load_task: Callable[[str], Task],
+    options: RayOptions,
+    *,
+    is_duplicate: Callable[[str, str], bool] = lambda s, t: s == t,
+    on_run: Callable[[PlannedRun, dict[str, float], float, RunProgress], None] | None = None,
+    device: str = "auto",
+) -> int:
+    """Do every planned run not yet in ``store`` as Ray tasks; returns how many were done.
+
+    Each source fine-tune is one task and each transfer run another that depends on it (Ray hands the
+    trained model to the runs through its object store), so a cluster trains sources and runs targets
+    in parallel as resources allow. Samples are drawn here, exactly as the local engine draws them,
+    and shipped to the workers, so workers need no data of their own; results come back here and are
+    written to ``store`` as each run finishes: interrupting the driver loses only the runs in flight.
+    """
+    from taskscout.cluster import completed, ray_session
+
+    plan = plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate)
+    if not plan:
+        return 0
+    with ray_session(options) as ray:
+        task_options = options.task_options()
+        source_job = ray.remote(_ray_source_model).options(**task_options)
+        run_job = ray.remote(_ray_transfer_run).options(**task_options)
+        samples = {
+            t: ray.put(target_samples(load_task(t), protocol)) for t in dict.fromkeys(r.target for r in plan)
+        }
+        models = {
+            source: source_job.remote(
+                source_samples(load_task(source), protocol.source)[0], protocol.source, device
+            )
+            for source in dict.fromkeys(r.source for r in plan if r.source != BASELINE)
+        }
+        jobs = {
+            run_job.remote(models.get(run.source), samples[run.target], protocol, run.seed, device): run
+            for run in plan
+        }
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // max(options.cpus_per_task, 1e-9)))
+        done = 0
+        for run, (metrics, seconds) in completed(ray, jobs):
+            store.add(protocol, run.source, run.target, run.seed, metrics, seconds, device=device)
+            done += 1
+            if on_run is not None:
+                on_run(run, metrics, seconds, RunProgress(done, len(plan) - done, slots))
+    return done
+
+
+def _ray_source_model(train: Task, config: BuildConfig, device: str) -> Any:
+    """Ray task: the source model (from the worker node's model cache, or trained there)."""
+    return load_or_finetune(train, config.model, config.train, device=device)
+
+
+def _ray_transfer_run(
+    source_model: Any, samples: tuple[Task, Task], protocol: TransferProtocol, seed: int, device: str
+) -> tuple[dict[str, float], float]:
+    """Ray task: one transfer run; returns its metrics and seconds."""
+    started = time.perf_counter()
+    metrics = run_one(source_model, protocol.source.model, *samples, protocol, seed, device=device)
+    return metrics, time.perf_counter() - started
 
 
 def _is_free(claim: Path) -> bool:

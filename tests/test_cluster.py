@@ -1,0 +1,72 @@
+"""The Ray engine: the same runs as the local engine, written by the driver, on a local Ray runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+
+from taskscout.cluster import RayOptions, ray_session
+from taskscout.errors import TaskscoutError
+from taskscout.evaluate.transfer import BASELINE, ResultStore, run_transfer, run_transfer_ray
+from tests.conftest import make_task
+from tests.test_transfer import protocol  # noqa: F401  (fixture)
+
+OPTIONS = RayOptions(local_cpus=2)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray runtime for the module: its workers (and their imports) are reused by every test."""
+    pytest.importorskip("ray")
+    with ray_session(OPTIONS) as ray:
+        yield ray
+
+
+def test_ray_engine_reproduces_the_local_engine(local_ray, protocol, tmp_path):  # noqa: F811
+    protocol = dataclasses.replace(protocol, seeds=(0,))
+    tasks = {"src": make_task("src", n=150, seed=1), "tgt": make_task("tgt", n=150, seed=2)}
+    local = ResultStore(tmp_path / "local.sqlite")
+    run_transfer(["src"], ["tgt"], protocol, local, tasks.__getitem__, device="cpu")
+
+    store = ResultStore(tmp_path / "ray.sqlite")
+    seen = []
+    done = run_transfer_ray(
+        ["src"],
+        ["tgt"],
+        protocol,
+        store,
+        tasks.__getitem__,
+        OPTIONS,
+        device="cpu",
+        on_run=lambda run, metrics, seconds, progress: seen.append(progress),
+    )
+    assert done == 2 and [p.done for p in seen] == [1, 2] and seen[-1].left == 0
+    expected = local.frame(protocol).set_index(["source", "target", "seed"])["main"]
+    got = store.frame(protocol).set_index(["source", "target", "seed"])["main"]
+    assert set(got.index) == {(BASELINE, "tgt", 0), ("src", "tgt", 0)}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-6), key
+    assert '"device": "cpu"' in store.frame(protocol)["versions"].iloc[-1]
+    # Finished runs are not run again: the driver plans from the store.
+    assert run_transfer_ray(["src"], ["tgt"], protocol, store, tasks.__getitem__, OPTIONS) == 0
+
+
+def test_a_failing_ray_job_fails_the_command_with_its_own_error(local_ray, protocol, tmp_path):  # noqa: F811
+    tasks = {"src": make_task("src", n=150, seed=1), "tgt": make_task("tgt", n=150, seed=2)}
+    broken = dataclasses.replace(
+        protocol, seeds=(0,), source=dataclasses.replace(protocol.source, model="/nonexistent")
+    )
+    store = ResultStore(tmp_path / "r.sqlite")
+    with pytest.raises(TaskscoutError, match="nonexistent"):
+        run_transfer_ray(["src"], ["tgt"], broken, store, tasks.__getitem__, OPTIONS)
+
+
+def test_missing_ray_is_one_clear_error(protocol, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    tasks = {"tgt": make_task("tgt", n=150, seed=2)}
+    with pytest.raises(TaskscoutError, match=r"pip install 'taskscout\[ray\]'"):
+        run_transfer_ray(
+            [], ["tgt"], protocol, ResultStore(tmp_path / "r.sqlite"), tasks.__getitem__, OPTIONS
+        )
