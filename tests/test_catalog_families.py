@@ -421,3 +421,12 @@ def test_pip_selection_pins_sdists_and_platform_wheels(monkeypatch: pytest.Monke
     assert _pip_selection(sdist) == ["--no-binary=:all:", "--no-build-isolation"]
     with pytest.raises(CatalogError, match="unknown PyPI archive kind 'egg'"):
         _pip_selection(PackageSource("pypi", "x", "1", "0" * 64, kind="egg"))
+
+
+def test_csv_table_builder_and_wrong_columns() -> None:
+    reader = zip_reader({"package/data/words.csv": "word,valence\nabandon,-2\nNA,1\n"})
+    raw = B.build_csv_table(reader, "package/data/words.csv", "word", "valence")
+    assert raw.texts == ["abandon", "NA"] and raw.labels == ["-2", "1"]  # "NA" is a word, not missing
+    assert clean(raw, "regression").labels.tolist() == [-2.0, 1.0]
+    with pytest.raises(CatalogError, match=r"has no column\(s\) 'score' \(found word, valence\)"):
+        B.build_csv_table(reader, "package/data/words.csv", "word", "score")

@@ -1097,6 +1097,20 @@ def build_orange_table(
 ORANGE_DIR = "orangecontrib/text/datasets/"
 
 
+def build_csv_table(
+    reader: ArchiveReader, file: str, text: str, label: str, sep: str = ",", encoding: str = "utf-8"
+) -> RawRows:
+    """Rows of one CSV file (optionally .gz / .bz2): column ``text`` -> column ``label``."""
+    frame = _read_csv(reader, file, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
+    missing = [c for c in (text, label) if c not in frame.columns]
+    if missing:
+        raise CatalogError(
+            f"{file} in {reader.label} has no column(s) {', '.join(map(repr, missing))} "
+            f"(found {', '.join(map(str, frame.columns))}); the package layout changed"
+        )
+    return RawRows(_strs(frame[text]), _strs(frame[label]), files=[file])
+
+
 # ====================================================================== sentiment@5.0.2 (npm)
 KOTZIAS_DIR = "package/test/fixtures/"
 
