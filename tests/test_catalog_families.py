@@ -349,7 +349,8 @@ def test_fetch_with_an_extra_package_records_and_checks_it(tmp_path, monkeypatch
     monkeypatch.setattr(catalog, "_REGISTRY", {"fake_pairs": stale})
     assert not catalog.is_fetched("fake_pairs")
     with pytest.raises(
-        CatalogError, match=r"extrapkg-1\.0-py3-none-any\.whl \(pypi extrapkg==1\.0\) has sha256"
+        CatalogError,
+        match=r"extrapkg-1\.0-py3-none-any\.whl \(pypi extrapkg==1\.0, for fake_pairs\) has sha256",
     ):
         catalog.fetch(["fake_pairs"], progress=False)
     monkeypatch.setattr(catalog, "_REGISTRY", {"fake_pairs": entry})

