@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(config, items):
         reason="downloads from package registries; run: TASKSCOUT_FETCH_TESTS=1 pytest -m fetch"
     )
     for item in items:
-        if "fetch" in item.keywords:
+        if item.get_closest_marker("fetch") is not None:
             item.add_marker(skip)
 
 
