@@ -431,3 +431,18 @@ def test_csv_table_builder_and_wrong_columns() -> None:
     assert clean(raw, "regression").labels.tolist() == [-2.0, 1.0]
     with pytest.raises(CatalogError, match=r"has no column\(s\) 'score' \(found word, valence\)"):
         B.build_csv_table(reader, "package/data/words.csv", "word", "score")
+
+
+def test_nrc_lexicon_keeps_words_with_one_label_of_the_kind() -> None:
+    lexicon = {"abandon": ["fear", "negative", "sadness"], "abba": ["positive"], "good": ["joy", "positive"]}
+    reader = zip_reader({B.NRC_FILE: json.dumps(lexicon)})
+    polarity = B.build_nrc_lexicon(reader, "polarity")
+    assert (polarity.texts, polarity.labels) == (
+        ["abandon", "abba", "good"],
+        ["negative", "positive", "positive"],
+    )
+    emotion = B.build_nrc_lexicon(reader, "emotion")
+    assert (emotion.texts, emotion.labels) == (["good"], ["joy"])
+    assert emotion.notes == {"words_with_several_labels": 1}
+    with pytest.raises(CatalogError, match="unknown NRC label kind 'colour'"):
+        B.build_nrc_lexicon(reader, "colour")

@@ -1655,4 +1655,37 @@ def build_bible_paraphrase(reader: ArchiveReader, others: dict[str, ArchiveReade
     )
 
 
+# ====================================================================== nrclex==4.1.0 (PyPI)
+NRC_FILE = "nrclex/data/nrc_en.json"
+NRC_POLARITY = ("negative", "positive")
+NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
+
+
+def build_nrc_lexicon(reader: ArchiveReader, labels: str) -> RawRows:
+    """NRC Emotion Lexicon (Mohammad & Turney) words -> ``polarity`` or ``emotion``.
+
+    The lexicon is multi-label; a word is kept only when exactly one label of the chosen kind applies
+    (e.g. one of the eight emotions), so each kept word has an unambiguous class.
+    """
+    kinds = {"polarity": NRC_POLARITY, "emotion": NRC_EMOTIONS}
+    if labels not in kinds:
+        raise CatalogError(f"unknown NRC label kind {labels!r}; expected polarity or emotion")
+    try:
+        lexicon = json.loads(_decode(reader.read(NRC_FILE)))
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{NRC_FILE} in {reader.label} is not JSON ({exc.msg})") from exc
+    if not isinstance(lexicon, dict):
+        raise CatalogError(f"{NRC_FILE} in {reader.label} should map words to label lists")
+    wanted = set(kinds[labels])
+    texts, out, ambiguous = [], [], 0
+    for word, tags in lexicon.items():
+        hits = sorted(wanted & set(tags if isinstance(tags, list) else []))
+        if len(hits) == 1:
+            texts.append(str(word))
+            out.append(hits[0])
+        elif hits:
+            ambiguous += 1
+    return RawRows(texts, out, files=[NRC_FILE], notes={"words_with_several_labels": ambiguous})
+
+
 Builder = Callable[[ArchiveReader], RawRows]
