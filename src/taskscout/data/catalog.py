@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from taskscout.data import builders as B
-from taskscout.data.catalog_file import CatalogEntry, PackageSource, load_catalog_file
+from taskscout.data.catalog_file import FAMILIES, CatalogEntry, PackageSource, load_catalog_file
 from taskscout.data.task import Provenance, Task
 from taskscout.errors import CatalogError, TaskscoutError
 from taskscout.io import atomic_dir, read_json, sha256_file, write_json
@@ -69,8 +69,8 @@ def families() -> dict[str, list[str]]:
 
 
 def check_family(family: str) -> str:
-    """``family`` if some catalog task belongs to it, else a ``CatalogError`` listing the families."""
-    known = sorted({e.family for e in _REGISTRY.values()})
+    """``family`` if it is a catalog family, else a ``CatalogError`` listing the families."""
+    known = sorted(set(FAMILIES) | {e.family for e in _REGISTRY.values()})
     if family not in known:
         close = difflib.get_close_matches(str(family), known, n=1, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}? " if close else ""
