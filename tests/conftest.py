@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from taskscout.data.task import Task
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``fetch`` download from the package registries: run them only when asked."""
+    if os.environ.get("TASKSCOUT_FETCH_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="downloads from package registries; run: TASKSCOUT_FETCH_TESTS=1 pytest -m fetch"
+    )
+    for item in items:
+        if item.get_closest_marker("fetch") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,6 +7,7 @@ import bz2
 import gzip
 import io
 import json
+import re
 import shutil
 import tarfile
 import zipfile
@@ -537,11 +538,12 @@ def test_registry_is_complete_and_consistent() -> None:
         assert e.source.registry in ("pypi", "npm", "debian")
         assert len(e.source.sha256) == 64 and int(e.source.sha256, 16) >= 0
         assert e.source.files and e.description and "\n" not in e.description and e.licence
-        assert e.language in ("en", "de", "es", "nl", "multi", "zxx")
+        assert e.language == "multi" or e.language == "zxx" or re.fullmatch("[a-z]{2}", e.language)
         assert callable(e.builder)
         assert (e.target is not None) == (e.task_type == "regression")
+        assert e.family and e.group
     pairs = [e.name for e in entries if e.pair]
-    assert pairs == ["wordnet_gloss_match"]
+    assert "wordnet_gloss_match" in pairs
 
 
 def test_unknown_name_suggests_close_matches() -> None:
@@ -663,7 +665,7 @@ def test_sha256_mismatch_deletes_archive_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _home: Path
 ) -> None:
     fake = FakeSource(tmp_path, monkeypatch, sha="0" * 64)
-    with pytest.raises(CatalogError, match="sha256") as info:
+    with pytest.raises(CatalogError, match=r"\(pypi fakepkg==1\.0, for fake_cls\) has sha256") as info:
         catalog.fetch(["fake_cls"], progress=False)
     assert "\n" not in str(info.value)
     assert not (_home / "tasks" / "fake_cls").exists()
@@ -789,6 +791,7 @@ def test_missing_pip_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 # ====================================================================== real registries
+@pytest.mark.fetch
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["pyjokes_language", "sotu_party"])
 def test_fetch_real_task(name: str, _home: Path) -> None:

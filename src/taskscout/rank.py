@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from taskscout.data.catalog import same_text_group
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
 from taskscout.errors import DataError, PoolError
@@ -102,6 +103,9 @@ def find_duplicates(
     for entry in entries:
         if entry.source == task.name:
             found[entry.source] = "is the target task"
+            continue
+        if same_text_group(entry.source, task.name):
+            found[entry.source] = "is built from the same texts as the target (catalog text group)"
             continue
         overlap = overlap_fraction(
             target_hashes, entry.text_hashes(), float(entry.meta.get("hash_sample_fraction", 1.0))

