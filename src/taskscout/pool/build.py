@@ -9,7 +9,6 @@ build continues where it stopped; a source that fails is reported and the build 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -118,12 +117,13 @@ def build_entry(
 ) -> dict[str, Any]:
     """Run ``method``'s P1 step for one source and add the result to ``pool``; returns the entry's metadata.
 
-    The method writes its files and a ``config.json`` into a staging directory; the shared metadata and
-    the text hashes used for duplicate detection are added here, then the entry is moved in atomically.
+    The method writes its files and a ``config.json`` into a staging directory of the pool; the shared
+    metadata and the text hashes used for duplicate detection are added here, then the entry is added with
+    :meth:`Pool.add_entry` (checksummed, validated, published atomically).
     """
     config = context.config
-    with tempfile.TemporaryDirectory(dir=pool.path) as tmp:
-        staged = Path(tmp) / "entry"
+    with pool.staging("build") as stage:
+        staged = stage / "entry"
         staged.mkdir()
         method.build(task, context, staged, progress=progress)
         hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
@@ -132,9 +132,14 @@ def build_entry(
         )
         config_file = staged / "config.json"
         own = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
-        meta = {**source_metadata(task, config), **own, "hash_sample_fraction": len(hash_sample) / len(task)}
-        config_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        entry = pool.add(method.kind or method.name, task.name, staged)
+        meta = {
+            **source_metadata(task, config),
+            "base_model_dim": context.base_encoder.dim,
+            **own,
+            "hash_sample_fraction": len(hash_sample) / len(task),
+        }
+        files = {f.name: f for f in sorted(staged.iterdir()) if f.name != "config.json"}
+        entry = pool.add_entry(method.kind or method.name, task.name, files, meta)
     return entry.meta
 
 
