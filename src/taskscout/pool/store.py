@@ -40,6 +40,11 @@ import numpy as np
 from taskscout import paths
 from taskscout.errors import PoolError
 from taskscout.io import file_lock, read_json, sha256_bytes, sha256_file, write_json
+from taskscout.pool.config import (
+    DEFAULT_IMPORT_MAX_BYTES,
+    DEFAULT_IMPORT_MAX_FILES,
+    DEFAULT_IMPORT_MAX_RATIO,
+)
 from taskscout.pool.schema import (
     CONFIG_FILE,
     POOL_FORMAT,
@@ -58,12 +63,6 @@ TEXT_HASHES = "text_hashes.npy"
 STAGING = ".staging"
 JOURNAL = "PUBLISH.json"
 
-# Import caps: generous for real pools (the built-in one is 16 MB in 87 entries; a 1,000-source BERT-base
-# ESM pool is ~1.3 GB), small enough that a hostile archive cannot fill a disk. All are settable.
-DEFAULT_IMPORT_MAX_BYTES = 4 * 1024**3
-DEFAULT_IMPORT_MAX_FILES = 100_000
-# Real entries (fp16 weights, hashes) compress by < 2x; 200x is a decompression bomb.
-DEFAULT_IMPORT_MAX_RATIO = 200.0
 _RATIO_FLOOR = 64 * 1024**2  # below this much data the ratio is not checked
 
 
@@ -126,6 +125,14 @@ def verify_entry_dir(
     return config, digest
 
 
+_VERIFIED: set[tuple[Any, ...]] = set()
+
+
+def _stat_key(file: Path) -> tuple[int, int, int]:
+    info = file.lstat()
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
 @dataclass(frozen=True)
 class PoolEntry:
     """One source's representation of one kind (``esm``, ...), as listed in the index.
@@ -163,8 +170,26 @@ class PoolEntry:
         return int(value) if isinstance(value, int) else 0
 
     def verify(self) -> None:
-        """Raise :class:`PoolError` unless the config and every file match their recorded checksums."""
+        """Raise :class:`PoolError` unless the config and every file match their recorded checksums.
+
+        A successful check is remembered while the files' size, mtime and inode stay the same, so one
+        ranking reading an entry's files several times hashes them once.
+        """
+        try:
+            key = (
+                str(self.path),
+                self.config_sha256,
+                tuple(sorted((f.name, *_stat_key(f)) for f in self.path.iterdir())),
+            )
+        except OSError:
+            key = None
+        if key is not None and key in _VERIFIED:
+            return
         verify_entry_dir(self.path, self.label, self.config_sha256 or None)
+        if key is not None:
+            if len(_VERIFIED) > 4096:
+                _VERIFIED.clear()
+            _VERIFIED.add(key)
 
     def _file(self, name: str) -> Path:
         check_name(name, "file name")
