@@ -46,15 +46,27 @@ TextColumn = Annotated[str | None, typer.Option(help="Column holding the input t
 PairColumn = Annotated[str | None, typer.Option(help="Column holding the second text of pair tasks.")]
 LabelColumn = Annotated[str | None, typer.Option(help="Label column (inferred if omitted).")]
 TaskTypeOpt = Annotated[str | None, typer.Option(help="classification or regression (inferred if omitted).")]
+MaxBytesOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Refuse data files larger than this many bytes (default 512 MiB)."),
+]
+MaxReadRowsOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Read at most this many rows of a data file (default 1,000,000)."),
+]
 
 
-def _load_options(text_column, text_pair_column, label_column, task_type, split=None) -> dict:
+def _load_options(
+    text_column, text_pair_column, label_column, task_type, split=None, max_bytes=None, max_read_rows=None
+) -> dict:
     options = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
         "task_type": task_type,
         "split": split,
+        "max_bytes": max_bytes,
+        "max_read_rows": max_read_rows,
     }
     return {k: v for k, v in options.items() if v is not None}
 
@@ -82,6 +94,8 @@ def rank(
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    max_bytes: MaxBytesOpt = None,
+    max_read_rows: MaxReadRowsOpt = None,
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json
@@ -102,7 +116,9 @@ def rank(
         keep_duplicates=keep_duplicates,
         max_target_rows=max_target_rows,
         progress=True,
-        **_load_options(text_column, text_pair_column, label_column, task_type, split),
+        **_load_options(
+            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
+        ),
     )
     table = Table(
         title=escape(f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
@@ -151,13 +167,18 @@ def inspect(
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    max_bytes: MaxBytesOpt = None,
+    max_read_rows: MaxReadRowsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show how a dataset is read: inferred columns, task type, statistics and warnings."""
     from taskscout.data.loaders import load_task_with_report
 
     task, report = load_task_with_report(
-        source, **_load_options(text_column, text_pair_column, label_column, task_type, split)
+        source,
+        **_load_options(
+            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
+        ),
     )
     summary = task.summary()
     warnings = list(report.warnings) + task.warnings()
@@ -250,7 +271,8 @@ def main() -> None:
     try:
         app()
     except TaskscoutError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        line = " ".join(str(exc).split("\n"))  # one line, even when a user's name holds a newline
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is kept and the next run continues from it")

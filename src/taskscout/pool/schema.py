@@ -88,7 +88,8 @@ class EntryConfig(BaseModel):
             for key in LAYOUT_KEYS:
                 if key in data:
                     raise ValueError(f"config.json must not set {key!r} (the directory layout decides it)")
-            if CONFIG_FILE in (data.get("files") or {}):
+            files = data.get("files")
+            if isinstance(files, dict) and CONFIG_FILE in files:
                 raise ValueError("files must not list config.json (its checksum is in the index)")
         return data
 
@@ -119,7 +120,8 @@ class IndexFile(BaseModel):
 def one_line(error: ValidationError) -> str:
     """A pydantic error as one short line: the first problem and where it is."""
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    where = ".".join(p if isinstance(p, str) and p.isprintable() else repr(p) for p in first.get("loc", ()))
+    where = where[:80] or "value"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
