@@ -37,6 +37,7 @@ Decisions
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -51,12 +52,14 @@ from taskscout.errors import PoolError, TaskscoutError
 from taskscout.io import read_json, write_json
 from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
 from taskscout.methods.logme import logme
+from taskscout.pool.schema import NAME_PATTERN
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
     from taskscout.pool.build import BuildContext
 
 SOURCE_MODEL_KIND = "source-model"
+_NAME = re.compile(NAME_PATTERN)  # a single path component: never "..", never a path
 _MEMO_SIZE = 64  # (source model, target) feature sets kept in memory: ~1.5 MB each at N=1000, D=384
 
 
@@ -97,7 +100,7 @@ def source_model_directory(entry: PoolEntry) -> tuple[Path, str]:
     """The fine-tuned model directory an entry points to and the encoder sha256 it was built with."""
     name = entry.meta.get("source_model_dir")
     digest = entry.meta.get("source_model_sha256")
-    if not isinstance(name, str) or not isinstance(digest, str) or not name or Path(name).name != name:
+    if not isinstance(name, str) or not isinstance(digest, str) or not _NAME.match(name):
         raise PoolError(
             f"entry {entry.kind}/{entry.source} has no valid source-model pointer; "
             + _rebuild_hint(entry.source)
