@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from taskscout.errors import PoolError, TaskscoutError
-from taskscout.pool import store
+from taskscout.pool import archive as archive_module
 from taskscout.pool.store import Pool, default_pool_path
 
 META = {
@@ -263,7 +263,7 @@ def test_size_file_count_and_ratio_caps(world, tmp_path, monkeypatch):
         pool.import_archive(archive, max_bytes=100)
     with pytest.raises(PoolError, match="more than 2 files; raise --max-files"):
         pool.import_archive(archive, max_files=2)
-    monkeypatch.setattr(store, "_RATIO_FLOOR", 1024)
+    monkeypatch.setattr(archive_module, "RATIO_FLOOR", 1024)
     bomb = make_tar(
         tmp_path / "bomb.tar.gz", [*members, file_member("entries/vocab/z/zeros.bin", bytes(4 << 20))]
     )

@@ -255,6 +255,8 @@ def rank(
     first = time.perf_counter()
     result = selector.score(context, candidates, progress=progress)
     failed.update(result.failed)
+    for name in result.scores:
+        failed.pop(name, None)  # scored through another of its entries
     # Methods embed the target lazily (some need no embeddings); report embedding and scoring apart.
     timings["embed_target"] = context.embed_seconds
     timings["score"] = time.perf_counter() - first - context.embed_seconds

@@ -23,11 +23,9 @@ The built-in pool shipped inside the package is read-only: every writing operati
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -35,21 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from taskscout import paths
 from taskscout.errors import PoolError
 from taskscout.io import file_lock, read_json, sha256_bytes, sha256_file, write_json
+from taskscout.pool.archive import add_bytes, json_bytes, unpack_checked, verify_archive
 from taskscout.pool.config import (
     DEFAULT_IMPORT_MAX_BYTES,
     DEFAULT_IMPORT_MAX_FILES,
     DEFAULT_IMPORT_MAX_RATIO,
 )
+from taskscout.pool.entry import TEXT_HASHES, PoolEntry, label, validate_array, verify_entry_dir
 from taskscout.pool.schema import (
     CONFIG_FILE,
     POOL_FORMAT,
     POOL_FORMAT_VERSION,
-    EntryConfig,
     IndexFile,
     IndexRow,
     check_name,
@@ -59,11 +56,20 @@ from taskscout.pool.schema import (
     parse_row,
 )
 
-TEXT_HASHES = "text_hashes.npy"
+__all__ = [
+    "TEXT_HASHES",
+    "Pool",
+    "PoolEntry",
+    "VerifyReport",
+    "default_pool_path",
+    "open_pool",
+    "user_pool_path",
+    "validate_array",
+    "verify_entry_dir",
+]
+
 STAGING = ".staging"
 JOURNAL = "PUBLISH.json"
-
-_RATIO_FLOOR = 64 * 1024**2  # below this much data the ratio is not checked
 
 
 def default_pool_path() -> Path:
@@ -74,194 +80,6 @@ def default_pool_path() -> Path:
 def user_pool_path(name: str = "local") -> Path:
     """A writable pool under ``$TASKSCOUT_HOME/pools``."""
     return paths.subdir("pools") / check_name(name, "pool name")
-
-
-def _label(kind: str, source: str) -> str:
-    return f"{kind}/{source}"
-
-
-# ---------------------------------------------------------------------------------------------- entries
-def verify_entry_dir(
-    directory: Path, where: str, config_sha256: str | None = None
-) -> tuple[EntryConfig, str]:
-    """Check one entry directory; returns its parsed config and the config's sha256.
-
-    The directory must hold only regular files (no links, no sub-directories) with valid names, exactly
-    the files its config lists, each with the listed sha256; ``config.json`` must match ``config_sha256``
-    when given. Any problem raises a one-line :class:`PoolError` naming ``where``.
-    """
-    if directory.is_symlink() or not directory.is_dir():
-        raise PoolError(f"pool entry {where}: directory is missing or a link; run `taskscout pool verify`")
-    present = {}
-    for item in directory.iterdir():
-        mode = item.lstat().st_mode
-        if not stat.S_ISREG(mode):
-            raise PoolError(f"pool entry {where}: {item.name!r} is not a regular file; rebuild the entry")
-        present[check_name(item.name, f"file name in {where}")] = item
-    if CONFIG_FILE not in present:
-        raise PoolError(f"pool entry {where}: config.json is missing; rebuild the entry")
-    raw = present.pop(CONFIG_FILE).read_bytes()
-    digest = sha256_bytes(raw)
-    if config_sha256 is not None and digest != config_sha256:
-        raise PoolError(
-            f"pool entry {where}: checksum mismatch in config.json; re-import or rebuild the entry"
-        )
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise PoolError(f"pool entry {where}: config.json is not valid JSON; rebuild the entry") from None
-    config = parse_config(data, f"pool entry {where}")
-    missing = sorted(set(config.files) - set(present))
-    if missing:
-        raise PoolError(f"pool entry {where}: file {missing[0]} is missing; re-import or rebuild the entry")
-    extra = sorted(set(present) - set(config.files))
-    if extra:
-        raise PoolError(f"pool entry {where}: unexpected file {extra[0]} (not in its config's checksums)")
-    for name, expected in sorted(config.files.items()):
-        if sha256_file(present[name]) != expected:
-            raise PoolError(
-                f"pool entry {where}: checksum mismatch in {name}; re-import or rebuild the entry"
-            )
-    return config, digest
-
-
-_VERIFIED: set[tuple[Any, ...]] = set()
-
-
-def _stat_key(file: Path) -> tuple[int, int, int]:
-    info = file.lstat()
-    return info.st_size, info.st_mtime_ns, info.st_ino
-
-
-@dataclass(frozen=True)
-class PoolEntry:
-    """One source's representation of one kind (``esm``, ...), as listed in the index.
-
-    ``meta`` is the entry's validated ``config.json``; ``config_sha256`` (empty for entries made in
-    memory) is the checksum the index records for it.
-    """
-
-    pool: Path
-    kind: str
-    source: str
-    meta: dict[str, Any]
-    config_sha256: str = ""
-
-    @property
-    def path(self) -> Path:
-        return self.pool / "entries" / self.kind / self.source
-
-    @property
-    def label(self) -> str:
-        return _label(self.kind, self.source)
-
-    @property
-    def base_model(self) -> str:
-        return str(self.meta.get("base_model_name", ""))
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.meta.get("base_model_fingerprint") or "")
-
-    @property
-    def dim(self) -> int:
-        """Width of the base encoder the entry was built for (0 if not recorded)."""
-        value = self.meta.get("base_model_dim") or self.meta.get("esm_embedding_dim") or 0
-        return int(value) if isinstance(value, int) else 0
-
-    def verify(self) -> None:
-        """Raise :class:`PoolError` unless the config and every file match their recorded checksums.
-
-        A successful check is remembered while the files' size, mtime and inode stay the same, so one
-        ranking reading an entry's files several times hashes them once.
-        """
-        try:
-            key = (
-                str(self.path),
-                self.config_sha256,
-                tuple(sorted((f.name, *_stat_key(f)) for f in self.path.iterdir())),
-            )
-        except OSError:
-            key = None
-        if key is not None and key in _VERIFIED:
-            return
-        verify_entry_dir(self.path, self.label, self.config_sha256 or None)
-        if key is not None:
-            if len(_VERIFIED) > 4096:
-                _VERIFIED.clear()
-            _VERIFIED.add(key)
-
-    def _file(self, name: str) -> Path:
-        check_name(name, "file name")
-        if name not in self.meta.get("files", {}):
-            raise PoolError(f"pool entry {self.label}: has no {name}; rebuild the entry")
-        return self.path / name
-
-    def load_array(
-        self,
-        name: str,
-        *,
-        dtype_kinds: str = "biuf",
-        ndim: int | None = None,
-        shape: tuple[int, ...] | None = None,
-    ) -> np.ndarray:
-        """A ``.npy`` file of this entry, checksums verified and contents validated.
-
-        Pickled, truncated or unreadable files, a dtype outside ``dtype_kinds`` (numpy kind letters), a
-        different ``ndim`` or ``shape`` and non-finite floats all raise a one-line :class:`PoolError`.
-        """
-        file = self._file(name)
-        self.verify()
-        try:
-            array = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise PoolError(
-                f"pool entry {self.label}: unreadable {name} ({type(exc).__name__}); rebuild the entry"
-            ) from None
-        return validate_array(array, f"pool entry {self.label}: {name}", dtype_kinds, ndim, shape)
-
-    def load_tensors(self, name: str) -> dict[str, np.ndarray]:
-        """A ``.safetensors`` file of this entry, checksums verified; problems raise :class:`PoolError`."""
-        from safetensors.numpy import load_file
-
-        file = self._file(name)
-        self.verify()
-        try:
-            tensors = load_file(str(file))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise PoolError(
-                f"pool entry {self.label}: unreadable {name} ({str(exc).splitlines()[0][:120]}); "
-                "rebuild the entry"
-            ) from None
-        return {k: validate_array(v, f"pool entry {self.label}: {name}[{k}]") for k, v in tensors.items()}
-
-    def text_hashes(self) -> np.ndarray | None:
-        """Sorted 64-bit hashes of (a sample of) the source's normalised texts; None if not stored.
-
-        A stored but damaged file raises :class:`PoolError` (the entry cannot be checked for duplicates).
-        """
-        if TEXT_HASHES not in self.meta.get("files", {}):
-            return None
-        return self.load_array(TEXT_HASHES, dtype_kinds="u", ndim=1)
-
-
-def validate_array(
-    array: np.ndarray,
-    where: str,
-    dtype_kinds: str = "biuf",
-    ndim: int | None = None,
-    shape: tuple[int, ...] | None = None,
-) -> np.ndarray:
-    """``array`` if its dtype kind, rank, shape and values are sane, else a one-line :class:`PoolError`."""
-    if array.dtype.kind not in dtype_kinds or array.dtype.hasobject:
-        raise PoolError(f"{where} has dtype {array.dtype}, expected one of kinds {dtype_kinds!r}; rebuild it")
-    if ndim is not None and array.ndim != ndim:
-        raise PoolError(f"{where} has {array.ndim} dimensions, expected {ndim}; rebuild it")
-    if shape is not None and tuple(array.shape) != tuple(shape):
-        raise PoolError(f"{where} has shape {tuple(array.shape)}, expected {tuple(shape)}; rebuild it")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise PoolError(f"{where} holds NaN or infinite values; rebuild it")
-    return array
 
 
 @dataclass
@@ -368,7 +186,7 @@ class Pool:
                 continue
             key = (row.kind, row.source)
             if key in seen:
-                problems[_label(*key)] = f"listed twice in {index_file}; run `taskscout pool verify --repair`"
+                problems[label(*key)] = f"listed twice in {index_file}; run `taskscout pool verify --repair`"
                 continue
             seen.add(key)
             rows.append(row)
@@ -380,9 +198,9 @@ class Pool:
         for kind, source, directory in self._entry_dirs():
             try:
                 raw = (directory / CONFIG_FILE).read_bytes()
-                meta = parse_config(migrate_config_v1(json.loads(raw), kind), _label(kind, source))
+                meta = parse_config(migrate_config_v1(json.loads(raw), kind), label(kind, source))
             except (OSError, ValueError, PoolError) as exc:
-                problems[_label(kind, source)] = str(exc).splitlines()[0]
+                problems[label(kind, source)] = str(exc).splitlines()[0]
                 continue
             rows.append(IndexRow(kind=kind, source=source, config_sha256=sha256_bytes(raw), meta=meta))
         return rows, problems
@@ -548,12 +366,12 @@ class Pool:
         changed = set(add) | set(remove)
         rows = [r for r in rows if (r.kind, r.source) not in changed]
         for kind, source in add:
-            config, digest = verify_entry_dir(self._entry_dir(kind, source), _label(kind, source))
+            config, digest = verify_entry_dir(self._entry_dir(kind, source), label(kind, source))
             rows.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
         self._write_index(rows)
         (stage / JOURNAL).unlink()
         shutil.rmtree(old, ignore_errors=True)
-        return [_label(*k) for k in add]
+        return [label(*k) for k in add]
 
     def _write_index(self, rows: list[IndexRow]) -> None:
         rows = sorted(rows, key=lambda r: (r.kind, r.source))
@@ -582,7 +400,7 @@ class Pool:
                     raise PoolError("pass an entry's metadata as meta, not as a config.json file")
                 shutil.copyfile(file, new / name)
                 checksums[name] = sha256_file(new / name)
-            config = parse_config({**dict(meta), "files": checksums}, f"new entry {_label(kind, source)}")
+            config = parse_config({**dict(meta), "files": checksums}, f"new entry {label(kind, source)}")
             write_json(new / CONFIG_FILE, config.to_json_dict())
             self._publish(stage, add=[(kind, source)], remove=[])
         return self.get(kind, source)
@@ -641,36 +459,36 @@ class Pool:
         report.broken.update(problems)
         good: list[IndexRow] = []
         for (kind, source), row in sorted(indexed.items()):
-            label = _label(kind, source)
+            name = label(kind, source)
             try:
                 directory = self._entry_dir(kind, source)
-                config, digest = verify_entry_dir(directory, label, row.config_sha256)
+                config, digest = verify_entry_dir(directory, name, row.config_sha256)
             except PoolError as exc:
-                report.broken[label] = str(exc)
+                report.broken[name] = str(exc)
                 if not repair or "config.json" not in str(exc) or "checksum" not in str(exc):
                     continue
                 # An edited config whose files still verify: repairing trusts the config on disk.
                 try:
-                    config, digest = verify_entry_dir(directory, label)
+                    config, digest = verify_entry_dir(directory, name)
                 except PoolError as again:
-                    report.broken[label] = str(again)
+                    report.broken[name] = str(again)
                     continue
-                report.broken.pop(label)
-                report.reindexed.append(label)
+                report.broken.pop(name)
+                report.reindexed.append(name)
             good.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
         for kind, source, directory in self._entry_dirs():
             if (kind, source) in indexed:
                 continue
             try:
-                config, digest = verify_entry_dir(directory, _label(kind, source))
+                config, digest = verify_entry_dir(directory, label(kind, source))
             except PoolError as exc:
-                report.unindexed[_label(kind, source)] = str(exc)
+                report.unindexed[label(kind, source)] = str(exc)
                 continue
             if repair:
                 good.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
             else:
-                report.unindexed[_label(kind, source)] = "verifies but has no index row (--repair adds it)"
-        report.ok = [_label(r.kind, r.source) for r in good]
+                report.unindexed[label(kind, source)] = "verifies but has no index row (--repair adds it)"
+        report.ok = [label(r.kind, r.source) for r in good]
         if repair:
             with self._locked():
                 self._write_index(good)
@@ -682,7 +500,7 @@ class Pool:
         with self._locked():
             rows = []
             for kind, source, directory in self._entry_dirs():
-                where = _label(kind, source)
+                where = label(kind, source)
                 try:
                     config = parse_config(
                         migrate_config_v1(read_json(directory / CONFIG_FILE), kind), f"pool entry {where}"
@@ -718,11 +536,11 @@ class Pool:
         }
         info = {**self.info, "format_version": POOL_FORMAT_VERSION}
         with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-            _add_bytes(tar, "pool.json", _json_bytes(info))
-            _add_bytes(tar, "index.json", _json_bytes(index))
+            add_bytes(tar, "pool.json", json_bytes(info))
+            add_bytes(tar, "index.json", json_bytes(index))
             for entry in chosen:
                 for file in sorted(entry.path.iterdir()):
-                    _add_bytes(tar, f"entries/{entry.kind}/{entry.source}/{file.name}", file.read_bytes())
+                    add_bytes(tar, f"entries/{entry.kind}/{entry.source}/{file.name}", file.read_bytes())
         return archive
 
     def import_archive(
@@ -747,8 +565,8 @@ class Pool:
             raise PoolError(f"pool archive {archive} does not exist or is not a file")
         with self.staging("import") as stage:
             unpacked = stage / "archive"
-            _unpack_checked(archive, unpacked, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio)
-            verified = _verify_archive(unpacked, archive)
+            unpack_checked(archive, unpacked, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio)
+            verified = verify_archive(unpacked, archive)
             existing = {(e.kind, e.source) for e in self.entries()}
             add = [key for key in verified if overwrite or key not in existing]
             for kind, source in add:
@@ -756,7 +574,7 @@ class Pool:
                 os.replace(unpacked / "entries" / kind / source, stage / "new" / kind / source)
             if add:
                 self._publish(stage, add=add, remove=[])
-        return [_label(*k) for k in add]
+        return [label(*k) for k in add]
 
 
 _READ_ONLY = (
@@ -770,145 +588,6 @@ def _is_builtin(path: Path) -> bool:
         return os.path.realpath(path) == os.path.realpath(default_pool_path())
     except OSError:
         return False
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-# ---------------------------------------------------------------------------------------------- archives
-def _member_parts(name: str, archive: Path) -> list[str]:
-    """The validated path components of an archive member in the pool layout, or a :class:`PoolError`."""
-    bad = f"{archive}: member {name!r} is not part of a pool's layout; not imported"
-    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
-        raise PoolError(bad)
-    parts = name.removeprefix("./").rstrip("/").split("/")
-    try:
-        for part in parts:
-            check_name(part, "member name")
-    except PoolError:
-        raise PoolError(bad) from None
-    return parts
-
-
-def _unpack_checked(archive: Path, out: Path, *, max_bytes: int, max_files: int, max_ratio: float) -> None:
-    """Unpack ``archive`` into ``out`` checking every member ourselves (no reliance on tarfile filters).
-
-    Accepted: regular files ``pool.json``, ``index.json`` and ``entries/<kind>/<source>/<file>`` and the
-    directories above them; anything else (links, devices, sparse files, absolute or parent paths,
-    duplicates, other names) rejects the whole archive. Files are created by this code with the user's
-    umask, never with the member's mode or owner.
-    """
-    out.mkdir()
-    archive_size = max(1, archive.stat().st_size)
-    total = files = 0
-    seen: set[tuple[str, ...]] = set()
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                parts = _member_parts(member.name, archive)
-                if member.isdir():
-                    depth_ok = parts[0] == "entries" and len(parts) <= 3
-                else:
-                    depth_ok = parts in (["pool.json"], ["index.json"]) or (
-                        parts[0] == "entries" and len(parts) == 4
-                    )
-                if member.isdir() and depth_ok:
-                    continue  # directories are created from the files' paths
-                if not member.isfile() or member.issparse() or not depth_ok:
-                    what = (
-                        "a link or special file" if not (member.isfile() or member.isdir()) else "misplaced"
-                    )
-                    raise PoolError(f"{archive}: member {member.name!r} is {what}; not imported")
-                key = tuple(parts)
-                if key in seen:
-                    raise PoolError(f"{archive}: member {member.name!r} appears twice; not imported")
-                seen.add(key)
-                files += 1
-                total += member.size
-                if files > max_files:
-                    raise PoolError(
-                        f"{archive} holds more than {max_files:,} files; raise --max-files to import it"
-                    )
-                if total > max_bytes:
-                    raise PoolError(
-                        f"{archive} unpacks to more than {max_bytes:,} bytes; raise --max-bytes to import it"
-                    )
-                if total > _RATIO_FLOOR and total > max_ratio * archive_size:
-                    raise PoolError(
-                        f"{archive} unpacks to over {max_ratio:g} times its size (a decompression bomb?); "
-                        "raise --max-ratio to import it"
-                    )
-                dest = out.joinpath(*parts)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                assert source is not None  # a regular file always has a data stream
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
-                with os.fdopen(fd, "wb") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise PoolError(
-            f"cannot read pool archive {archive}: {(str(exc) or type(exc).__name__).splitlines()[0]}"
-        ) from None
-
-
-def _verify_archive(unpacked: Path, archive: Path) -> list[tuple[str, str]]:
-    """Verify an unpacked archive's entries against the checksums it claims; returns (kind, source) keys.
-
-    Version 2 archives claim each ``config.json`` checksum in their ``index.json`` and each file's in the
-    config; version 1 archives (no index) claim only the files' checksums, in the configs, which are
-    migrated to version 2 here.
-    """
-    try:
-        info = parse_info(read_json(unpacked / "pool.json"), f"{archive}: pool.json")
-    except (OSError, ValueError):
-        raise PoolError(f"{archive} is not a taskscout pool archive (no readable pool.json)") from None
-    entries_root = unpacked / "entries"
-    present = sorted(
-        (k.name, s.name)
-        for k in (entries_root.iterdir() if entries_root.is_dir() else [])
-        for s in k.iterdir()
-    )
-    claims: dict[tuple[str, str], str | None] = {}
-    if info.format_version >= 2:
-        try:
-            index = IndexFile.model_validate(read_json(unpacked / "index.json"))
-        except Exception:
-            raise PoolError(f"{archive}: index.json is missing or invalid; not imported") from None
-        for number, raw in enumerate(index.entries, start=1):
-            row = parse_row(raw, f"{archive}: index.json row {number}")
-            claims[(row.kind, row.source)] = row.config_sha256
-        unclaimed = sorted(set(present) - set(claims))
-        if unclaimed:
-            raise PoolError(
-                f"{archive}: entry {_label(*unclaimed[0])} is not in its index.json; not imported"
-            )
-        missing = sorted(set(claims) - set(present))
-        if missing:
-            raise PoolError(f"{archive}: entry {_label(*missing[0])} is listed but missing; not imported")
-    else:
-        for kind, source in present:
-            directory = entries_root / kind / source
-            try:
-                data = read_json(directory / CONFIG_FILE)
-            except (OSError, ValueError):
-                raise PoolError(
-                    f"{archive}: entry {_label(kind, source)} has no readable config.json"
-                ) from None
-            if not isinstance(data, dict):
-                raise PoolError(f"{archive}: entry {_label(kind, source)}: config.json is not an object")
-            write_json(directory / CONFIG_FILE, migrate_config_v1(data, kind))
-            claims[(kind, source)] = None
-    for (kind, source), digest in sorted(claims.items()):
-        verify_entry_dir(entries_root / kind / source, f"{_label(kind, source)} in {archive}", digest)
-    return sorted(claims)
 
 
 def open_pool(path: str | os.PathLike[str] | None = None) -> Pool:
