@@ -28,7 +28,12 @@ from taskscout.pool.store import Pool
 from taskscout.rank import rank, target_warnings, validate_target
 from tests.conftest import make_task
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,  # no example database written into the working directory
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
