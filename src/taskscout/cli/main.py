@@ -153,10 +153,16 @@ def rank(
         f"[dim]embedding {t.get('embed_target', 0):.1f} s, scoring {t.get('score', 0) * 1000:.0f} ms "
         f"({t.get('score_per_source_ms', 0):.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
     )
-    if json_out:
-        write_json(json_out, result.to_dict())
-    if csv_out:
-        write_bytes(csv_out, result.to_pandas().to_csv(index=False).encode("utf-8"))
+    for option, out, write in (
+        ("--json", json_out, lambda path: write_json(path, result.to_dict())),
+        ("--csv", csv_out, lambda path: write_bytes(path, result.to_pandas().to_csv(index=False).encode())),
+    ):
+        if out is None:
+            continue
+        try:
+            write(out)
+        except OSError as exc:  # checked up front, but the disk can still fill up
+            raise TaskscoutError(f"cannot write {option} {out}: {exc.strerror or exc}") from None
 
 
 @app.command()

@@ -35,7 +35,7 @@ from typing import Any
 
 from taskscout import paths
 from taskscout.errors import PoolError
-from taskscout.io import file_lock, read_json, sha256_bytes, sha256_file, write_json
+from taskscout.io import atomic_path, file_lock, read_json, sha256_bytes, sha256_file, write_json
 from taskscout.pool.archive import add_bytes, json_bytes, unpack_checked, verify_archive
 from taskscout.pool.config import (
     DEFAULT_IMPORT_MAX_BYTES,
@@ -398,7 +398,10 @@ class Pool:
             for name, file in sorted(files.items()):
                 if check_name(name, "file name") == CONFIG_FILE:
                     raise PoolError("pass an entry's metadata as meta, not as a config.json file")
-                shutil.copyfile(file, new / name)
+                try:
+                    shutil.copyfile(file, new / name)
+                except OSError as exc:
+                    raise PoolError(f"cannot read entry file {file}: {exc.strerror or exc}") from None
                 checksums[name] = sha256_file(new / name)
             config = parse_config({**dict(meta), "files": checksums}, f"new entry {label(kind, source)}")
             write_json(new / CONFIG_FILE, config.to_json_dict())
@@ -521,8 +524,6 @@ class Pool:
 
         Entries are verified first, so an export never re-signs a damaged file.
         """
-        from taskscout.io import atomic_path
-
         archive = Path(archive)
         chosen = [e for e in self.entries() if not sources or e.source in sources]
         for entry in chosen:
@@ -535,12 +536,15 @@ class Pool:
             ],
         }
         info = {**self.info, "format_version": POOL_FORMAT_VERSION}
-        with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-            add_bytes(tar, "pool.json", json_bytes(info))
-            add_bytes(tar, "index.json", json_bytes(index))
-            for entry in chosen:
-                for file in sorted(entry.path.iterdir()):
-                    add_bytes(tar, f"entries/{entry.kind}/{entry.source}/{file.name}", file.read_bytes())
+        try:
+            with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+                add_bytes(tar, "pool.json", json_bytes(info))
+                add_bytes(tar, "index.json", json_bytes(index))
+                for entry in chosen:
+                    for file in sorted(entry.path.iterdir()):
+                        add_bytes(tar, f"entries/{entry.kind}/{entry.source}/{file.name}", file.read_bytes())
+        except OSError as exc:
+            raise PoolError(f"cannot write pool archive {archive}: {exc.strerror or exc}") from None
         return archive
 
     def import_archive(
