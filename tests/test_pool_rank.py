@@ -232,6 +232,12 @@ def test_build_from_a_data_file(tmp_path, tiny_config):
     assert pool.entries()[0].source == "my_source"
     again = build_pool(pool, [str(tmp_path / "my_source.csv")], tiny_config, progress=False)
     assert again[0].status == "skipped" and again[0].source == "my_source"
+    # Any file name makes a valid entry name; rebuilding it is a skip, not a second entry.
+    (tmp_path / "my source (2).csv").write_bytes((tmp_path / "my_source.csv").read_bytes())
+    for expected in ("built", "skipped"):
+        results = build_pool(pool, [str(tmp_path / "my source (2).csv")], tiny_config, progress=False)
+        assert results[0].status == expected, results[0].message
+    assert pool.has("esm", "my_source_2_")
 
 
 def test_unknown_model_is_one_clear_error(built_pool):

@@ -18,6 +18,7 @@ import pandas as pd
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
 from taskscout.errors import DataError, PoolError
+from taskscout.pool.schema import entry_name
 from taskscout.pool.store import Pool, PoolEntry, open_pool
 
 DUPLICATE_OVERLAP = 0.5  # a source holding at least half of the target's texts is a duplicate of it
@@ -128,11 +129,15 @@ def find_duplicates(
     duplicate exclusion is off for them.
     """
     target_hashes = text_hashes(task.texts, task.text_pairs)
+    try:
+        own_names = {task.name, entry_name(task.name)}
+    except PoolError:
+        own_names = {task.name}
     found: dict[str, str] = {}
     broken: dict[str, str] = {}
     notes: list[str] = []
     for entry in entries:
-        if entry.source == task.name:
+        if entry.source in own_names:
             found[entry.source] = "is the target task"
             continue
         try:

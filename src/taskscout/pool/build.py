@@ -26,6 +26,7 @@ from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.schema import entry_name
 from taskscout.pool.store import TEXT_HASHES, Pool
 from taskscout.train.finetune import load_or_finetune
 
@@ -139,7 +140,7 @@ def build_entry(
             "hash_sample_fraction": len(hash_sample) / len(task),
         }
         files = {f.name: f for f in sorted(staged.iterdir()) if f.name != "config.json"}
-        entry = pool.add_entry(method.kind or method.name, task.name, files, meta)
+        entry = pool.add_entry(method.kind or method.name, entry_name(task.name), files, meta)
     return entry.meta
 
 
@@ -187,7 +188,7 @@ def build_pool(
                 # A user's file: its entry is named by the loader (the file stem), so load it first.
                 task = load_task(name)
                 name = task.name
-            todo = [m for m in selectors if force or not pool.has(m.kind, name)]
+            todo = [m for m in selectors if force or not pool.has(m.kind, entry_name(name))]
             if not todo:
                 return BuildResult(name, "skipped", message="already in the pool")
             task = task if task is not None else load_task(str(source))

@@ -50,6 +50,13 @@ def check_name(value: object, what: str = "name") -> str:
     return value
 
 
+def entry_name(task_name: str) -> str:
+    """The pool name of a task: characters outside ``[A-Za-z0-9._-]`` become ``_`` (``my data (1)`` ->
+    ``my_data_1_``), so a file with any name can be a source; a name with nothing usable is an error."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", task_name).lstrip("._-")[:128]
+    return check_name(name, f"source name (from task {task_name!r})")
+
+
 class PoolInfo(BaseModel):
     """``pool.json``: what the pool is and how it was built."""
 
