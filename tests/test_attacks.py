@@ -451,3 +451,12 @@ def test_version_1_pool_is_migrated(tmp_path):
     [migrated] = pool.entries()
     assert migrated.meta["base_model_dim"] == 32 and migrated.config_sha256
     assert pool.verify().clean
+
+
+def test_recover_never_touches_a_running_writers_staging(world):
+    pool, _, _ = world
+    with pool.staging("build") as live:
+        (live / "partial.bin").write_bytes(b"in progress")
+        assert Pool(pool.path).recover() == []  # another writer's cleanup
+        assert (live / "partial.bin").exists()
+    assert list((pool.path / ".staging").iterdir()) == []

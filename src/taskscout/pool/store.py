@@ -292,47 +292,53 @@ class Pool:
         self._require_writable()
         self.recover()
         root = self.path / STAGING
-        root.mkdir(exist_ok=True)
-        fd, lock_name = tempfile.mkstemp(
-            prefix=f"{check_name(purpose, 'purpose')}-", suffix=".lock", dir=root
-        )
-        os.close(fd)
-        lock_file = Path(lock_name)
-        directory = lock_file.with_suffix("")
-        try:
-            with file_lock(lock_file):
+        with contextlib.ExitStack() as claim:
+            # Created and claimed under the pool lock, so `recover` never sees it unclaimed.
+            with self._locked():
+                root.mkdir(exist_ok=True)
+                fd, lock_name = tempfile.mkstemp(
+                    prefix=f"{check_name(purpose, 'purpose')}-", suffix=".lock", dir=root
+                )
+                os.close(fd)
+                lock_file = Path(lock_name)
+                claim.enter_context(file_lock(lock_file))
+                directory = lock_file.with_suffix("")
                 directory.mkdir()
-                try:
-                    yield directory
-                finally:
-                    if not (directory / JOURNAL).exists():
-                        shutil.rmtree(directory, ignore_errors=True)
-        finally:
-            # A journal left behind means a publish failed half-way: keep it for `recover` to finish.
-            if not (directory / JOURNAL).exists():
-                lock_file.unlink(missing_ok=True)
+            try:
+                yield directory
+            finally:
+                # A journal left behind means a publish failed half-way: keep it for `recover`.
+                if not (directory / JOURNAL).exists():
+                    shutil.rmtree(directory, ignore_errors=True)
+                    lock_file.unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
-        """Finish or discard what crashed writers left in ``.staging``; returns what was rolled forward."""
+        """Finish or discard what crashed writers left in ``.staging``; returns what was rolled forward.
+
+        A staging whose writer died before publishing is deleted; one that died while publishing (its
+        journal is there) is rolled forward. A roll-forward that cannot finish (a damaged index) is left
+        in place and retried after `taskscout pool verify --repair`.
+        """
         root = self.path / STAGING
         if self.read_only or not root.is_dir():
             return []
         rolled: list[str] = []
         with self._locked():
             for item in sorted(root.iterdir()):
-                if item.suffix == ".lock":
-                    with file_lock(item, wait=False) as mine:
-                        if not mine:
-                            continue  # its writer is alive
-                        directory = item.with_suffix("")
-                        if (directory / JOURNAL).is_file():
+                lock_file = item if item.suffix == ".lock" else item.with_suffix(".lock")
+                directory = item.with_suffix("") if item.suffix == ".lock" else item
+                if item.suffix != ".lock" and lock_file.exists():
+                    continue  # handled through its lock file
+                with file_lock(lock_file, wait=False) as mine:
+                    if not mine:
+                        continue  # its writer is alive
+                    if (directory / JOURNAL).is_file():
+                        try:
                             rolled += self._apply_journal(directory)
-                        shutil.rmtree(directory, ignore_errors=True)
-                        item.unlink(missing_ok=True)
-                elif item.is_dir() and not item.with_suffix(".lock").exists():
-                    if (item / JOURNAL).is_file():
-                        rolled += self._apply_journal(item)
-                    shutil.rmtree(item, ignore_errors=True)
+                        except PoolError:
+                            continue
+                    shutil.rmtree(directory, ignore_errors=True)
+                    lock_file.unlink(missing_ok=True)
         return rolled
 
     def _publish(self, stage: Path, add: list[tuple[str, str]], remove: list[tuple[str, str]]) -> None:
