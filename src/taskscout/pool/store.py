@@ -120,6 +120,7 @@ class Pool:
         self.read_only = _is_builtin(self.path) or not os.access(self.path, os.W_OK)
         # Entries skipped by the last `entries()` call: "kind/source" (or "index row N") -> why.
         self.problems: dict[str, str] = {}
+        self._cache: tuple[str, list[IndexRow], dict[str, str]] | None = None  # parsed index by its sha256
         if self.info["format_version"] < POOL_FORMAT_VERSION and not self.read_only:
             self._migrate()
 
@@ -161,12 +162,19 @@ class Pool:
             return self._scan_v1()
         index_file = self.path / "index.json"
         try:
-            data = read_json(index_file)
+            raw = index_file.read_bytes()
         except FileNotFoundError:
             raise PoolError(
                 f"pool {self.path} has no index.json; run `taskscout pool verify --repair`"
             ) from None
-        except (OSError, ValueError):
+        except OSError as exc:
+            raise PoolError(f"cannot read {index_file}: {exc.strerror or exc}") from None
+        stamp = sha256_bytes(raw)
+        if self._cache is not None and self._cache[0] == stamp:
+            return list(self._cache[1]), dict(self._cache[2])  # unchanged since last parsed
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
             raise PoolError(
                 f"{index_file} is not valid JSON; run `taskscout pool verify --repair --pool {self.path}`"
             ) from None
@@ -190,7 +198,8 @@ class Pool:
                 continue
             seen.add(key)
             rows.append(row)
-        return rows, problems
+        self._cache = (stamp, rows, problems)
+        return list(rows), dict(problems)
 
     def _scan_v1(self) -> tuple[list[IndexRow], dict[str, str]]:
         """Rows of a version-1 pool read from its entries (the built-in pool before migration)."""
