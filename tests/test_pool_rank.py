@@ -118,8 +118,9 @@ def test_incompatible_entry_is_skipped(built_pool):
     meta["base_model_name"] = "someone/other-model"
     (entry.path / "config.json").write_text(json.dumps(meta))
     built_pool.reindex()
-    with pytest.raises(PoolError, match="several base models"):
-        rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert "base model 'someone/other-model'" in ranking.failed["src_a"]
+    assert set(ranking.scores()) == {"src_b", "src_reg"}
 
 
 def test_bad_targets(built_pool, tmp_path):
@@ -149,7 +150,10 @@ def test_export_import_remove(built_pool, tmp_path):
         other.remove("src_a")
     shutil.rmtree(built_pool.path / "index.json", ignore_errors=True)
     (built_pool.path / "index.json").write_text("{broken")
-    assert len(built_pool.entries()) == 3  # a damaged index is rebuilt from the entries
+    with pytest.raises(PoolError, match="verify --repair"):
+        built_pool.entries()
+    assert built_pool.reindex() == 3  # the index is rebuilt from the verified entries
+    assert len(built_pool.entries()) == 3
 
 
 def test_source_samples_and_finetuned_roundtrip(tiny_config, tmp_path):
@@ -228,8 +232,105 @@ def test_build_from_a_data_file(tmp_path, tiny_config):
     assert pool.entries()[0].source == "my_source"
     again = build_pool(pool, [str(tmp_path / "my_source.csv")], tiny_config, progress=False)
     assert again[0].status == "skipped" and again[0].source == "my_source"
+    # Any file name makes a valid entry name; rebuilding it is a skip, not a second entry.
+    (tmp_path / "my source (2).csv").write_bytes((tmp_path / "my_source.csv").read_bytes())
+    for expected in ("built", "skipped"):
+        results = build_pool(pool, [str(tmp_path / "my source (2).csv")], tiny_config, progress=False)
+        assert results[0].status == expected, results[0].message
+    assert pool.has("esm", "my_source_2_")
 
 
 def test_unknown_model_is_one_clear_error(built_pool):
     with pytest.raises(PoolError, match="no entries for base model 'someone/other'"):
         rank(make_task("t", n=60, seed=9), built_pool, model="someone/other")
+
+
+# ------------------------------------------------------------------------------------ broken entries
+def _rewrite(pool, kind, source, name, data: bytes | None = None, array=None, resign: bool = True):
+    """Replace an entry file (bytes or an .npy array) and, with ``resign``, record its new checksum, so
+    only the content check (not the checksum) can catch it."""
+    import hashlib
+
+    entry = pool.get(kind, source)
+    target = entry.path / name
+    if array is not None:
+        np.save(target, array, allow_pickle=True)
+    else:
+        target.write_bytes(data)
+    if resign:
+        meta = json.loads((entry.path / "config.json").read_text())
+        meta["files"][name] = hashlib.sha256(target.read_bytes()).hexdigest()
+        (entry.path / "config.json").write_text(json.dumps(meta))
+        report = pool.verify(repair=True)
+        assert report.reindexed == [f"{kind}/{source}"], report
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "expected"),
+    [
+        ("text_hashes.npy", {"data": b"\x93NUMPY\x01\x00v\x00{'descr'"}, "unreadable text_hashes.npy"),
+        ("text_hashes.npy", {"array": np.array([{"a": 1}], dtype=object)}, "unreadable text_hashes.npy"),
+        ("text_hashes.npy", {"array": np.array([1.5, 2.5])}, "dtype float64"),
+        ("esm.safetensors", {"data": b"corrupt", "resign": False}, "checksum mismatch"),
+    ],
+    ids=["truncated-hashes", "pickled-hashes", "float-hashes", "tampered-weights"],
+)
+def test_damaged_entry_is_skipped_with_its_name(built_pool, name, damage, expected):
+    _rewrite(built_pool, "esm", "src_b", name, **damage)
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert expected in ranking.failed["src_b"]
+    assert set(ranking.scores()) == {"src_a", "src_reg"}
+
+
+def test_weight_shape_differing_from_metadata_is_skipped(built_pool, tmp_path):
+    from safetensors.numpy import save_file
+
+    weights = tmp_path / "w.safetensors"
+    save_file({"weight": np.zeros((16, 32), np.float16), "bias": np.zeros(16, np.float16)}, str(weights))
+    _rewrite(built_pool, "esm", "src_b", "esm.safetensors", weights.read_bytes())
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert "do not fit a 32 -> 32 map" in ranking.failed["src_b"]
+    assert set(ranking.scores()) == {"src_a", "src_reg"}
+
+
+def test_missing_text_hashes_warn_that_exclusion_is_off(built_pool):
+    entry = built_pool.get("esm", "src_a")
+    (entry.path / "text_hashes.npy").unlink()
+    meta = json.loads((entry.path / "config.json").read_text())
+    del meta["files"]["text_hashes.npy"]
+    (entry.path / "config.json").write_text(json.dumps(meta))
+    built_pool.reindex()
+    duplicate = make_task("src_a", n=150, seed=1).select(np.arange(100))
+    duplicate.name = "my_copy"
+    ranking = rank(duplicate, built_pool)
+    assert "src_a" in ranking.scores()  # cannot be detected any more ...
+    assert any("esm/src_a stores no text hashes: duplicate exclusion is off" in w for w in ranking.warnings)
+
+
+def test_deleted_listed_file_and_bad_index_rows_are_named(built_pool):
+    (built_pool.get("esm", "src_b").path / "text_hashes.npy").unlink()
+    index = json.loads((built_pool.path / "index.json").read_text())
+    index["entries"].append({"kind": "esm", "meta": {}})  # no source
+    (built_pool.path / "index.json").write_text(json.dumps(index))
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert "text_hashes.npy is missing" in ranking.failed["src_b"]
+    assert "source" in ranking.failed["index row 4"]
+    assert set(ranking.scores()) == {"src_a", "src_reg"}
+
+
+def test_encoder_fingerprint_is_checked(built_pool):
+    index = json.loads((built_pool.path / "index.json").read_text())
+    real = index["entries"][0]["meta"]["base_model_fingerprint"]
+    for row in index["entries"]:
+        row["meta"]["base_model_fingerprint"] = "feedfacefeedface"
+    (built_pool.path / "index.json").write_text(json.dumps(index))
+    # Every entry was built with other weights than the encoder that loads: the pool is refused ...
+    with pytest.raises(PoolError, match="shadowing the model"):
+        rank(make_task("target", n=60, seed=9), built_pool)
+    # ... and one entry built with other weights is skipped by name while the others rank.
+    for row in index["entries"][1:]:
+        row["meta"]["base_model_fingerprint"] = real
+    (built_pool.path / "index.json").write_text(json.dumps(index))
+    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    assert "other weights" in ranking.failed[index["entries"][0]["source"]]
+    assert len(ranking) == 2

@@ -19,6 +19,7 @@ from taskscout.data.catalog import same_text_group
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
 from taskscout.errors import DataError, PoolError
+from taskscout.pool.schema import entry_name
 from taskscout.pool.store import Pool, PoolEntry, open_pool
 
 DUPLICATE_OVERLAP = 0.5  # a source holding at least half of the target's texts is a duplicate of it
@@ -48,6 +49,7 @@ class Ranking:
     failed: dict[str, str] = field(default_factory=dict)  # entries that could not be scored
     target_rows: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about the target and the pool (shown by the CLI)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -74,6 +76,7 @@ class Ranking:
             "ranking": [vars(s) for s in self.sources],
             "excluded": self.excluded,
             "failed": self.failed,
+            "warnings": self.warnings,
             "timings": self.timings,
         }
 
@@ -90,29 +93,88 @@ def validate_target(task: Task) -> None:
                 f"target {task.name!r} has a single class ({only!r}); a classification target "
                 "needs at least 2 classes"
             )
+        counts = np.bincount(np.asarray(task.labels, dtype=np.int64))
+        counts = counts[counts > 0]
+        singletons = int(np.sum(counts == 1))
+        if singletons * 2 > len(counts):
+            raise DataError(
+                f"target {task.name!r}: {singletons} of its {len(counts)} classes have a single row, so the "
+                "label looks like an id or free text; pick the label column with --label-column"
+            )
     elif np.any(task.labels.reshape(len(task), -1).std(axis=0) == 0):
         raise DataError(f"target {task.name!r} has a constant regression label; nothing can be ranked for it")
 
 
+def target_warnings(task: Task, loader_warnings: list[str] = ()) -> list[str]:
+    """The loader's warnings plus the task's own, with per-class notes summarised in one line."""
+    notes = list(loader_warnings)
+    small = []
+    for note in task.warnings():
+        if note.startswith("class ") and " has " in note:
+            small.append(note)
+        else:
+            notes.append(note)
+    if small:
+        shown = "; ".join(small[:3]) + (f"; ... ({len(small) - 3} more)" if len(small) > 3 else "")
+        notes.append(f"{len(small)} classes have fewer than 10 rows, so their scores are noisy: {shown}")
+    return notes
+
+
 def find_duplicates(
     task: Task, entries: list[PoolEntry], threshold: float = DUPLICATE_OVERLAP
-) -> dict[str, str]:
-    """Sources whose texts cover at least ``threshold`` of the target's texts (or that are the target)."""
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """Sources whose texts cover at least ``threshold`` of the target's texts (or that are the target).
+
+    Returns ``(duplicates, broken, warnings)``: entries whose stored hashes cannot be read are broken
+    (they cannot be checked, so they are not ranked); entries without hashes are kept with a warning that
+    duplicate exclusion is off for them.
+    """
     target_hashes = text_hashes(task.texts, task.text_pairs)
-    found = {}
+    try:
+        own_names = {task.name, entry_name(task.name)}
+    except PoolError:
+        own_names = {task.name}
+    found: dict[str, str] = {}
+    broken: dict[str, str] = {}
+    notes: list[str] = []
     for entry in entries:
-        if entry.source == task.name:
+        if entry.source in own_names:
             found[entry.source] = "is the target task"
             continue
         if same_text_group(entry.source, task.name):
             found[entry.source] = "is built from the same texts as the target (catalog text group)"
             continue
-        overlap = overlap_fraction(
-            target_hashes, entry.text_hashes(), float(entry.meta.get("hash_sample_fraction", 1.0))
-        )
+        try:
+            hashes = entry.text_hashes()
+        except PoolError as exc:
+            broken[entry.source] = f"cannot check it for duplicates of the target: {exc}"
+            continue
+        if hashes is None:
+            notes.append(
+                f"{entry.label} stores no text hashes: duplicate exclusion is off for it (rebuild the entry)"
+            )
+            continue
+        overlap = overlap_fraction(target_hashes, hashes, float(entry.meta.get("hash_sample_fraction", 1.0)))
         if overlap >= threshold:
             found[entry.source] = f"shares {overlap:.0%} of the target's texts"
-    return found
+    return found, broken, notes
+
+
+def _choose_model(pool: Pool, entries: list[PoolEntry], model: str | None) -> str:
+    """The base model to rank with: ``model``, or the pool's build model, or the most common one."""
+    models = sorted({e.base_model for e in entries})
+    if model is not None:
+        if model not in models:
+            raise PoolError(
+                f"pool {pool.path} has no entries for base model {model!r} (it holds {', '.join(models)}); "
+                "build a pool for that model with `taskscout pool build --model`"
+            )
+        return model
+    built_with = (pool.info.get("build") or {}).get("config", {}).get("model")
+    if built_with in models:
+        return str(built_with)
+    counts = {m: sum(e.base_model == m for e in entries) for m in models}
+    return max(models, key=lambda m: (counts[m], m == models[0]))
 
 
 def rank(
@@ -143,15 +205,20 @@ def rank(
     from taskscout.methods import get_method
     from taskscout.methods.base import Target
 
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise DataError(f"top must be a positive number of sources, got {top!r}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    notes: list[str] = []
     if isinstance(target, Task):
         task = target
     else:
-        from taskscout.data.loaders import load_task
+        from taskscout.data.loaders import load_task_with_report
 
-        task = load_task(target, **load_options)
+        task, report = load_task_with_report(target, **load_options)
+        notes += report.warnings
     validate_target(task)
+    notes = target_warnings(task, notes)
     # Repeated rows add no information and, with fewer rows than dimensions, make LogME's evidence
     # unbounded (the labels become exactly reproducible by rank-deficient features).
     deduplicated = task.deduplicate()
@@ -163,35 +230,42 @@ def rank(
     pool_obj = pool if isinstance(pool, Pool) else open_pool(pool)
     selector = get_method(method)
     entries = pool_obj.entries(selector.kind) if selector.kind else pool_obj.entries()
+    failed = dict(pool_obj.problems)  # index rows that failed validation, by name
     if not entries:
         raise PoolError(
             f"pool {pool_obj.path} has no {selector.kind or ''} entries; build it with `taskscout pool build`"
         )
-    models = sorted({e.base_model for e in entries})
-    if model is not None and model not in models:
-        raise PoolError(
-            f"pool {pool_obj.path} has no entries for base model {model!r} (it holds {', '.join(models)}); "
-            "build a pool for that model with `taskscout pool build --model`"
-        )
-    if model is None:
-        if len(models) > 1:
-            raise PoolError(
-                f"pool {pool_obj.path} holds entries for several base models ({', '.join(models)}); "
-                "pick one with --model"
-            )
-        model = models[0]
+    model = _choose_model(pool_obj, entries, model)
+    for entry in entries:
+        if entry.base_model != model:
+            failed.setdefault(entry.source, f"built for base model {entry.base_model!r}, not {model!r}")
     entries = [e for e in entries if e.base_model == model]
     first = time.perf_counter()
     pooling = str(entries[0].meta.get("base_model_pooling", "mean"))
     max_length = int(entries[0].meta.get("base_model_max_length", 128))
     encoder = Encoder(model, pooling=pooling, max_length=max_length)
     timings["load_model"] = time.perf_counter() - first
+    built_for = sorted({e.fingerprint for e in entries if e.fingerprint})
+    if built_for and encoder.spec.fingerprint not in built_for:
+        raise PoolError(
+            f"the encoder loaded for {model!r} has fingerprint {encoder.spec.fingerprint}, but the pool was "
+            f"built with {', '.join(built_for)}: other weights (is a local directory named {model!r} "
+            "shadowing the model?); rank from another directory or rebuild the pool"
+        )
 
-    excluded = {} if keep_duplicates else find_duplicates(task, entries)
-    candidates = [e for e in entries if e.source not in excluded]
+    if keep_duplicates:
+        excluded: dict[str, str] = {}
+    else:
+        excluded, broken, hash_notes = find_duplicates(task, entries)
+        failed.update(broken)
+        notes += hash_notes
+    candidates = [e for e in entries if e.source not in excluded and e.source not in failed]
     context = Target(task, encoder)
     first = time.perf_counter()
     result = selector.score(context, candidates, progress=progress)
+    failed.update(result.failed)
+    for name in result.scores:
+        failed.pop(name, None)  # scored through another of its entries
     # Methods embed the target lazily (some need no embeddings); report embedding and scoring apart.
     timings["embed_target"] = context.embed_seconds
     timings["score"] = time.perf_counter() - first - context.embed_seconds
@@ -220,7 +294,8 @@ def rank(
         pool=str(pool_obj.path),
         sources=ranked,
         excluded=excluded,
-        failed=result.failed,
+        failed=failed,
         target_rows=len(task),
         timings={k: round(v, 4) for k, v in timings.items()},
+        warnings=notes,
     )

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from taskscout.errors import TaskscoutError
@@ -45,15 +46,27 @@ TextColumn = Annotated[str | None, typer.Option(help="Column holding the input t
 PairColumn = Annotated[str | None, typer.Option(help="Column holding the second text of pair tasks.")]
 LabelColumn = Annotated[str | None, typer.Option(help="Label column (inferred if omitted).")]
 TaskTypeOpt = Annotated[str | None, typer.Option(help="classification or regression (inferred if omitted).")]
+MaxBytesOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Refuse data files larger than this many bytes (default 512 MiB)."),
+]
+MaxReadRowsOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Read at most this many rows of a data file (default 1,000,000)."),
+]
 
 
-def _load_options(text_column, text_pair_column, label_column, task_type, split=None) -> dict:
+def _load_options(
+    text_column, text_pair_column, label_column, task_type, split=None, max_bytes=None, max_read_rows=None
+) -> dict:
     options = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
         "task_type": task_type,
         "split": split,
+        "max_bytes": max_bytes,
+        "max_read_rows": max_read_rows,
     }
     return {k: v for k, v in options.items() if v is not None}
 
@@ -67,7 +80,7 @@ def rank(
     pool: Annotated[Path | None, typer.Option(help="Pool directory (default: the built-in pool).")] = None,
     method: Annotated[str, typer.Option(help="Selection method (see `taskscout methods`).")] = "esm-logme",
     model: Annotated[str | None, typer.Option(help="Base encoder (default: the pool's).")] = None,
-    top: Annotated[int | None, typer.Option(help="Show only the best K sources.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the best K sources (K >= 1).")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the ranking as JSON here.")
     ] = None,
@@ -81,11 +94,17 @@ def rank(
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    max_bytes: MaxBytesOpt = None,
+    max_read_rows: MaxReadRowsOpt = None,
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json
     from taskscout.rank import rank as run_rank
 
+    # Fail before the work, not after it, when an output cannot be written.
+    for option, out in (("--json", json_out), ("--csv", csv_out)):
+        if out is not None:
+            check_output_path(out, option)
     if target.startswith("catalog:"):
         _ensure_fetched(target.removeprefix("catalog:"))
     result = run_rank(
@@ -97,9 +116,13 @@ def rank(
         keep_duplicates=keep_duplicates,
         max_target_rows=max_target_rows,
         progress=True,
-        **_load_options(text_column, text_pair_column, label_column, task_type, split),
+        **_load_options(
+            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
+        ),
     )
-    table = Table(title=f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
+    table = Table(
+        title=escape(f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
+    )
     for column, justify in (
         ("rank", "right"),
         ("source", "left"),
@@ -112,26 +135,34 @@ def rank(
     for row in result.sources:
         table.add_row(
             str(row.rank),
-            row.source,
+            escape(row.source),
             f"{row.score:.4f}",
-            row.language,
-            row.task_type,
+            escape(row.language),
+            escape(row.task_type),
             f"{row.num_examples:,}",
         )
     console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning: {escape(warning)}[/yellow]")
     for name, why in sorted(result.excluded.items()):
-        console.print(f"[dim]excluded {name}: {why} (--keep-duplicates keeps it)[/dim]")
+        console.print(f"[dim]excluded {escape(name)}: {escape(why)} (--keep-duplicates keeps it)[/dim]")
     for name, why in sorted(result.failed.items()):
-        err_console.print(f"[yellow]skipped {name}: {why}[/yellow]")
+        err_console.print(f"[yellow]skipped {escape(name)}: {escape(why)}[/yellow]")
     t = result.timings
     console.print(
         f"[dim]embedding {t.get('embed_target', 0):.1f} s, scoring {t.get('score', 0) * 1000:.0f} ms "
         f"({t.get('score_per_source_ms', 0):.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
     )
-    if json_out:
-        write_json(json_out, result.to_dict())
-    if csv_out:
-        write_bytes(csv_out, result.to_pandas().to_csv(index=False).encode("utf-8"))
+    for option, out, write in (
+        ("--json", json_out, lambda path: write_json(path, result.to_dict())),
+        ("--csv", csv_out, lambda path: write_bytes(path, result.to_pandas().to_csv(index=False).encode())),
+    ):
+        if out is None:
+            continue
+        try:
+            write(out)
+        except OSError as exc:  # checked up front, but the disk can still fill up
+            raise TaskscoutError(f"cannot write {option} {out}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -142,13 +173,18 @@ def inspect(
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    max_bytes: MaxBytesOpt = None,
+    max_read_rows: MaxReadRowsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show how a dataset is read: inferred columns, task type, statistics and warnings."""
     from taskscout.data.loaders import load_task_with_report
 
     task, report = load_task_with_report(
-        source, **_load_options(text_column, text_pair_column, label_column, task_type, split)
+        source,
+        **_load_options(
+            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
+        ),
     )
     summary = task.summary()
     warnings = list(report.warnings) + task.warnings()
@@ -159,33 +195,33 @@ def inspect(
             )
         )
         return
-    table = Table(title=f"{source}", show_header=False)
+    table = Table(title=escape(str(source)), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     choice = report.choice
-    table.add_row("text column", str(choice.text_column))
-    table.add_row("pair column", str(choice.text_pair_column or "-"))
-    table.add_row("label column", str(choice.label_column))
-    table.add_row("why", "\n".join(choice.reasons) or "-")
+    table.add_row("text column", escape(str(choice.text_column)))
+    table.add_row("pair column", escape(str(choice.text_pair_column or "-")))
+    table.add_row("label column", escape(str(choice.label_column)))
+    table.add_row("why", escape("\n".join(choice.reasons)) or "-")
     table.add_row("rows read / kept", f"{report.rows_read:,} / {report.rows_kept:,}")
     dropped = f"{report.dropped_missing_text:,} missing text, {report.dropped_missing_label:,} missing label"
     table.add_row("rows dropped", dropped)
     if report.truncated_texts:
         table.add_row("texts truncated", f"{report.truncated_texts:,}")
     for key in ("rows", "task_type", "pair", "language"):
-        table.add_row(key, str(summary[key]))
+        table.add_row(key, escape(str(summary[key])))
     if task.is_classification:
         counts = ", ".join(f"{k}: {v:,}" for k, v in summary["label_counts"].items())
-        table.add_row("labels", counts)
+        table.add_row("labels", escape(counts))
     else:
-        table.add_row("label stats", json.dumps(summary["label_stats"]))
+        table.add_row("label stats", escape(json.dumps(summary["label_stats"])))
     table.add_row(
         "words (q5/median/q95)",
         f"{summary['words']['q5']:.0f} / {summary['words']['q50']:.0f} / {summary['words']['q95']:.0f}",
     )
     console.print(table)
     for warning in warnings:
-        console.print(f"[yellow]warning: {warning}[/yellow]")
+        console.print(f"[yellow]warning: {escape(warning)}[/yellow]")
 
 
 @app.command()
@@ -208,6 +244,21 @@ def methods() -> None:
     console.print(table)
 
 
+def check_output_path(path: Path, option: str) -> None:
+    """Raise a one-line error now if ``path`` cannot be written later (a directory, no write access)."""
+    if path.is_dir():
+        raise TaskscoutError(f"{option} {path} is a directory; pass a file name")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise TaskscoutError(f"{option} {path} is not writable; pass another path")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise TaskscoutError(f"{option} {path}: cannot create files in {parent}; pass another path")
+
+
 def _ensure_fetched(name: str) -> None:
     from taskscout.data import catalog
 
@@ -226,7 +277,8 @@ def main() -> None:
     try:
         app()
     except TaskscoutError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        line = " ".join(str(exc).split("\n"))  # one line, even when a user's name holds a newline
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is kept and the next run continues from it")

@@ -9,13 +9,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from taskscout.pool.config import (
+    DEFAULT_IMPORT_MAX_BYTES,
+    DEFAULT_IMPORT_MAX_FILES,
+    DEFAULT_IMPORT_MAX_RATIO,
+)
 
 app = typer.Typer(
     help="Build, list and share source pools (ESMs and other per-source representations).",
     no_args_is_help=True,
 )
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _build_defaults():
@@ -33,12 +41,34 @@ PoolOpt = Annotated[
         "$TASKSCOUT_HOME/pools/local for building)."
     ),
 ]
+WritablePoolOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Pool directory to change (default: $TASKSCOUT_HOME/pools/local; the built-in pool is "
+        "read-only)."
+    ),
+]
 
 
 def _open(pool: Path | None):
     from taskscout.pool.store import open_pool
 
     return open_pool(pool)
+
+
+def _open_writable(pool: Path | None, *, create: bool = False):
+    """The pool a writing command changes: ``pool`` or the user's local pool, never the built-in one."""
+    from taskscout.pool.store import Pool, user_pool_path
+
+    path = pool or user_pool_path()
+    opened = Pool.open_or_create(path) if create else Pool(path)
+    opened._require_writable()
+    return opened
+
+
+def _warn_problems(opened) -> None:
+    for name, why in sorted(opened.problems.items()):
+        err_console.print(f"[yellow]skipped {escape(name)}: {escape(why)}[/yellow]")
 
 
 @app.command()
@@ -49,7 +79,7 @@ def build(
     all_catalog: Annotated[
         bool, typer.Option("--all-catalog", help="Use every catalog task as a source.")
     ] = False,
-    pool: PoolOpt = None,
+    pool: WritablePoolOpt = None,
     model: Annotated[str | None, typer.Option(help="Base encoder (hub id or directory).")] = None,
     max_train_rows: Annotated[
         int, typer.Option(help="Rows each source is fine-tuned on.")
@@ -69,7 +99,6 @@ def build(
     from taskscout.encode.models import DEFAULT_MODEL
     from taskscout.pool.build import BuildResult, build_pool
     from taskscout.pool.config import BuildConfig
-    from taskscout.pool.store import Pool, user_pool_path
 
     names = list(tasks or [])
     if all_catalog:
@@ -85,10 +114,10 @@ def build(
         for n in names
         if ":" not in n.removeprefix("catalog:") and not Path(n).exists()
     ]
+    target = _open_writable(pool, create=True)  # refuse the built-in pool before fetching anything
     missing = [n for n in catalog_names if not catalog.is_fetched(n)]
     if missing:
         catalog.fetch(missing, progress=True)
-    target = Pool.open_or_create(pool or user_pool_path())
     config = BuildConfig(
         model=model or DEFAULT_MODEL,
         max_train_rows=max_train_rows,
@@ -96,12 +125,13 @@ def build(
         esm_fit=esm_fit,
         train=dataclasses.replace(_DEFAULTS.train, epochs=epochs),
     )
-    console.print(f"building {len(names)} sources into {target.path}")
+    console.print(escape(f"building {len(names)} sources into {target.path}"))
 
     def report(result: BuildResult) -> None:
         style = {"built": "green", "skipped": "dim", "failed": "red"}[result.status]
         console.print(
-            f"[{style}]{result.status:>7}[/{style}] {result.source} {result.seconds:.0f} s {result.message}"
+            f"[{style}]{result.status:>7}[/{style}] {escape(result.source)} {result.seconds:.0f} s "
+            f"{escape(result.message)}"
         )
 
     results = build_pool(
@@ -128,6 +158,7 @@ def list_entries(
     """List a pool's entries."""
     opened = _open(pool)
     entries = opened.entries(kind, base_model=base_model, language=language, task_type=task_type)
+    _warn_problems(opened)
     if as_json:
         print(
             json.dumps(
@@ -135,19 +166,21 @@ def list_entries(
             )
         )
         return
-    table = Table(title=f"{opened.path} ({len(entries)} entries)")
+    table = Table(title=escape(f"{opened.path} ({len(entries)} entries)"))
     for column in ("kind", "source", "type", "lang", "#examples", "base model", "ESM R²", "source acc/corr"):
         table.add_column(column, no_wrap=column in ("kind", "source"))
     for e in entries:
         r2 = e.meta.get("esm_r2_heldout")
-        lm = e.meta.get("lm_eval", {}).get("main")
+        lm = (e.meta.get("lm_eval") or {}).get("main")
+        r2 = r2 if isinstance(r2, (int, float)) else None
+        lm = lm if isinstance(lm, (int, float)) else None
         table.add_row(
             e.kind,
             e.source,
-            str(e.meta.get("task_type", "")),
-            str(e.meta.get("language", "")),
+            escape(str(e.meta.get("task_type", ""))),
+            escape(str(e.meta.get("language", ""))),
             f"{int(e.meta.get('num_examples', 0)):,}",
-            e.base_model.split("/")[-1],
+            escape(e.base_model.split("/")[-1]),
             "-" if r2 is None else f"{r2:.3f}",
             "-" if lm is None else f"{lm:.3f}",
         )
@@ -174,12 +207,12 @@ def show(
 @app.command()
 def remove(
     source: Annotated[str, typer.Argument(help="Source name.")],
-    pool: PoolOpt = None,
+    pool: WritablePoolOpt = None,
     kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
 ) -> None:
-    """Remove a source's entries from a pool."""
-    count = _open(pool).remove(source, kind)
-    console.print(f"removed {count} entr{'y' if count == 1 else 'ies'} for {source}")
+    """Remove a source's entries from a pool you own."""
+    count = _open_writable(pool).remove(source, kind)
+    console.print(escape(f"removed {count} entr{'y' if count == 1 else 'ies'} for {source}"))
 
 
 @app.command("export")
@@ -188,19 +221,53 @@ def export_pool(
     pool: PoolOpt = None,
     sources: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
 ) -> None:
-    """Write a pool (or some sources) to a .tar.gz to share."""
+    """Write a pool (or some sources) to a .tar.gz to share (entries are verified first)."""
     out = _open(pool).export(archive, sources)
-    console.print(f"wrote {out}")
+    console.print(escape(f"wrote {out}"))
 
 
 @app.command("import")
 def import_pool(
     archive: Annotated[Path, typer.Argument(help="A .tar.gz made by `pool export`.")],
-    pool: PoolOpt = None,
+    pool: WritablePoolOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace entries that exist.")] = False,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse archives that unpack to more bytes than this.")
+    ] = DEFAULT_IMPORT_MAX_BYTES,
+    max_files: Annotated[
+        int, typer.Option(min=1, help="Refuse archives holding more files than this.")
+    ] = DEFAULT_IMPORT_MAX_FILES,
+    max_ratio: Annotated[
+        float,
+        typer.Option(min=1.0, help="Refuse archives that unpack to more than this many times their size."),
+    ] = DEFAULT_IMPORT_MAX_RATIO,
 ) -> None:
-    """Add the entries of an exported pool archive (checksums verified)."""
-    from taskscout.pool.store import Pool, user_pool_path
+    """Add the entries of a pool archive: all or nothing, every file checked against its checksum."""
+    opened = _open_writable(pool, create=True)
+    added = opened.import_archive(
+        archive, overwrite=overwrite, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio
+    )
+    for name in added:
+        console.print(f"imported {escape(name)}")
+    console.print(escape(f"imported {len(added)} entries into {opened.path}"))
 
-    added = Pool.open_or_create(pool or user_pool_path()).import_archive(archive, overwrite=overwrite)
-    console.print(f"imported {len(added)} entries")
+
+@app.command()
+def verify(
+    pool: PoolOpt = None,
+    repair: Annotated[
+        bool, typer.Option(help="Rebuild the index from the entries that verify (writable pools only).")
+    ] = False,
+) -> None:
+    """Re-check every entry's checksums; with --repair, rebuild the index from the verified entries."""
+    report = (_open_writable(pool) if repair else _open(pool)).verify(repair=repair)
+    for name, why in sorted(report.broken.items()):
+        err_console.print(f"[red]broken[/red] {escape(name)}: {escape(why)}")
+    for name, why in sorted(report.unindexed.items()):
+        err_console.print(f"[yellow]not indexed[/yellow] {escape(name)}: {escape(why)}")
+    for name in report.reindexed:
+        console.print(f"re-indexed {escape(name)} (its config.json changed since it was indexed)")
+    state = "index rebuilt" if report.repaired else ("ok" if report.clean else "problems found")
+    console.print(f"{len(report.ok)} entries verified; {state}")
+    if report.broken or (report.unindexed and not report.repaired):
+        raise typer.Exit(1)

@@ -100,6 +100,12 @@ __all__ = [
 #: Texts longer than this many characters are truncated (with a warning) so one huge cell cannot
 #: exhaust memory or the encoder.
 MAX_TEXT_CHARS = 100_000
+# Reading bounds (settable per call): a 100 MB CSV takes ~850 MB in memory once parsed, so 512 MB of file
+# stays within a few GB; the cell cap keeps a wide, sparse file (mostly separators) from exploding into
+# a float matrix of rows x columns.
+DEFAULT_MAX_BYTES = 512 * 1024**2
+DEFAULT_MAX_READ_ROWS = 1_000_000
+MAX_READ_CELLS = 50_000_000
 #: Integer-valued labels with at most this many distinct values may be class ids.
 MAX_INTEGER_CLASSES = 20
 #: Rows looked at to measure string lengths during inference.
@@ -275,6 +281,8 @@ def load_task(
     max_rows: int | None = None,
     seed: int = 0,
     encoding: str = "utf-8",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_read_rows: int | None = DEFAULT_MAX_READ_ROWS,
 ) -> Task:
     """Load ``source`` as a :class:`Task`; see :func:`load_task_with_report` for the arguments."""
     task, _ = load_task_with_report(
@@ -290,6 +298,8 @@ def load_task(
         max_rows=max_rows,
         seed=seed,
         encoding=encoding,
+        max_bytes=max_bytes,
+        max_read_rows=max_read_rows,
     )
     return task
 
@@ -308,6 +318,8 @@ def load_task_with_report(
     max_rows: int | None = None,
     seed: int = 0,
     encoding: str = "utf-8",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_read_rows: int | None = DEFAULT_MAX_READ_ROWS,
 ) -> tuple[Task, LoadReport]:
     """Load ``source`` as a :class:`Task` and report the column choice and dropped rows.
 
@@ -324,12 +336,21 @@ def load_task_with_report(
         max_rows: keep at most this many rows (a deterministic, stratified subsample).
         seed: seed of the subsample.
         encoding: text encoding of CSV/TSV/JSON/JSONL files.
+        max_bytes: refuse data files larger than this many bytes (after decompression), checked while
+            reading, so a huge file costs at most this much memory before the error.
+        max_read_rows: read at most this many rows of a CSV/TSV/JSON Lines file (the first ones, with a
+            warning); fewer when the table is wide, so at most :data:`MAX_READ_CELLS` cells are read.
+            ``None`` reads every row.
 
     Raises:
         DataError: for every problem with the source, its columns, labels or the arguments.
     """
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
         raise DataError(f"max_rows must be a positive integer, got {max_rows!r}")
+    for option, value in (("max_bytes", max_bytes), ("max_read_rows", max_read_rows)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise DataError(f"{option} must be a positive integer, got {value!r}")
+    limits = ReadLimits(max_bytes=max_bytes, max_rows=max_read_rows)
     overrides = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
@@ -344,7 +365,7 @@ def load_task_with_report(
     elif isinstance(source, str) and source.startswith("hf:"):
         loaded = _read_hf_spec(source, split=split, config=config)
     elif isinstance(source, str | os.PathLike):
-        loaded = _read_path(Path(source), split=split, encoding=encoding)
+        loaded = _read_path(Path(source), split=split, encoding=encoding, limits=limits)
     else:
         raise DataError(
             f"cannot load a {type(source).__name__} as a task; pass a file path, a pandas DataFrame, "
@@ -1272,7 +1293,15 @@ def _load_catalog(
 
 
 # ---------------------------------------------------------------------------------------------- files
-def _read_path(path: Path, *, split: str | None, encoding: str) -> _Loaded:
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on reading a data file: bytes (after decompression) and rows (``None``: all rows)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_rows: int | None = DEFAULT_MAX_READ_ROWS
+
+
+def _read_path(path: Path, *, split: str | None, encoding: str, limits: ReadLimits | None = None) -> _Loaded:
     given = str(path)
     if not path.exists():
         hint = " (for a named dataset use 'catalog:NAME' or 'hf:ID')" if not path.suffix else ""
@@ -1285,7 +1314,7 @@ def _read_path(path: Path, *, split: str | None, encoding: str) -> _Loaded:
             f"{'/'.join(_HF_DISK_MARKERS)}); pass a data file ({SUPPORTED_FORMATS})"
         )
     fmt, compression = _detect_format(path)
-    frame, notes = _read_file(path, fmt, compression, encoding)
+    frame, notes = _read_file(path, fmt, compression, encoding, limits or ReadLimits())
     try:
         digest = sha256_file(path)
     except OSError as exc:
@@ -1320,24 +1349,29 @@ def _detect_format(path: Path) -> tuple[str, str | None]:
     raise DataError(f"{path}: unknown data format {shown}; supported: {SUPPORTED_FORMATS}")
 
 
-def _read_raw(path: Path, compression: str | None) -> bytes:
+def _read_raw(path: Path, compression: str | None, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, decompressed, read in chunks and refused past ``max_bytes``."""
     try:
         if compression is None:
-            return path.read_bytes()
+            if path.stat().st_size > max_bytes:
+                _too_big(path, max_bytes, compressed=False)
+            with open(path, "rb") as fh:
+                return _read_bounded(fh, path, max_bytes, compressed=False)
         if compression == "gzip":
             with gzip.open(path, "rb") as fh:
-                return fh.read()
+                return _read_bounded(fh, path, max_bytes, compressed=True)
         if compression == "bz2":
             with bz2.open(path, "rb") as fh:
-                return fh.read()
+                return _read_bounded(fh, path, max_bytes, compressed=True)
         if compression == "xz":
             with lzma.open(path, "rb") as fh:
-                return fh.read()
+                return _read_bounded(fh, path, max_bytes, compressed=True)
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist() if not m.endswith("/")]
             if len(members) != 1:
                 raise DataError(f"{path} holds {len(members)} files; a .zip data file must hold exactly one")
-            return zf.read(members[0])
+            with zf.open(members[0]) as fh:
+                return _read_bounded(fh, path, max_bytes, compressed=True)
     except DataError:
         raise
     except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
@@ -1347,6 +1381,24 @@ def _read_raw(path: Path, compression: str | None) -> bytes:
             f"{path} is not a valid {compression} file ({_one_line(exc)}); re-compress it or pass the "
             "uncompressed file"
         ) from exc
+
+
+def _read_bounded(handle: Any, path: Path, max_bytes: int, *, compressed: bool) -> bytes:
+    chunks, total = [], 0
+    while block := handle.read(min(1 << 24, max_bytes + 1 - total)):
+        chunks.append(block)
+        total += len(block)
+        if total > max_bytes:
+            _too_big(path, max_bytes, compressed=compressed)
+    return b"".join(chunks)
+
+
+def _too_big(path: Path, max_bytes: int, *, compressed: bool) -> None:
+    what = "decompresses to more than" if compressed else "is larger than"
+    raise DataError(
+        f"{path} {what} {max_bytes:,} bytes (the read limit); sample it, or raise the limit with "
+        "--max-bytes (max_bytes=... in Python)"
+    )
 
 
 def _decode(raw: bytes, path: Path, encoding: str, compressed: bool) -> str:
@@ -1370,9 +1422,9 @@ def _decode(raw: bytes, path: Path, encoding: str, compressed: bool) -> str:
 
 
 def _read_file(
-    path: Path, fmt: str, compression: str | None, encoding: str
+    path: Path, fmt: str, compression: str | None, encoding: str, limits: ReadLimits
 ) -> tuple[pd.DataFrame, list[str]]:
-    raw = _read_raw(path, compression)
+    raw = _read_raw(path, compression, limits.max_bytes)
     if fmt == "parquet":
         try:
             return pd.read_parquet(io.BytesIO(raw)), []
@@ -1384,13 +1436,30 @@ def _read_file(
     text = _decode(raw, path, encoding, compression is not None)
     del raw
     if fmt in ("csv", "tsv"):
-        return _parse_csv(text, path, "\t" if fmt == "tsv" else ",")
+        return _parse_csv(text, path, "\t" if fmt == "tsv" else ",", limits.max_rows)
     if fmt == "json":
-        return _parse_json(text, path)
-    return _parse_jsonl(text, path), []
+        frame, notes = _parse_json(text, path)
+    else:
+        frame, notes = _parse_jsonl(text, path, limits.max_rows), []
+    return _cap_rows(frame, path, limits.max_rows, notes)
 
 
-def _parse_csv(text: str, path: Path, sep: str) -> tuple[pd.DataFrame, list[str]]:
+def _cap_rows(
+    frame: pd.DataFrame, path: Path, max_rows: int | None, notes: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the first rows within the row and cell caps; the reader read at most one row more."""
+    if max_rows is None:
+        return frame, notes
+    cap = max(1, min(max_rows, MAX_READ_CELLS // max(1, frame.shape[1])))
+    if len(frame) > cap:
+        notes = [*notes, f"{path}: read only the first {cap:,} rows (raise --max-read-rows to read more)"]
+        frame = frame.iloc[:cap].reset_index(drop=True)
+    return frame, notes
+
+
+def _parse_csv(
+    text: str, path: Path, sep: str, max_rows: int | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Parse CSV/TSV text.
 
     TSV files (GLUE-style) often hold texts with unbalanced quote characters and no quoting at all. They
@@ -1402,8 +1471,17 @@ def _parse_csv(text: str, path: Path, sep: str) -> tuple[pd.DataFrame, list[str]
     notes: list[str] = []
     literal_note = f"{path}: read with quote characters kept literally (the file is not consistently quoted)"
     frame: pd.DataFrame | None = None
+    nrows = None
+    if max_rows is not None:
+        # Parse one row more than the caps allow (the cell cap bounds memory for very wide files), so
+        # _cap_rows can tell whether rows were left out.
+        try:
+            width = len(pd.read_csv(io.StringIO(text), sep=sep, nrows=0).columns)
+        except (ValueError, pd.errors.EmptyDataError):
+            width = 1
+        nrows = max(1, min(max_rows, MAX_READ_CELLS // max(1, width))) + 1
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False, nrows=nrows)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty (no header row); add a header line naming the columns") from None
     except ValueError as exc:
@@ -1414,7 +1492,9 @@ def _parse_csv(text: str, path: Path, sep: str) -> tuple[pd.DataFrame, list[str]
             ) from exc
     if sep == "\t" and (frame is None or _has_tab_in_cells(frame)):
         try:
-            literal = pd.read_csv(io.StringIO(text), sep=sep, quoting=csv.QUOTE_NONE, low_memory=False)
+            literal = pd.read_csv(
+                io.StringIO(text), sep=sep, quoting=csv.QUOTE_NONE, low_memory=False, nrows=nrows
+            )
         except ValueError as exc:
             if frame is None:
                 raise DataError(
@@ -1433,7 +1513,7 @@ def _parse_csv(text: str, path: Path, sep: str) -> tuple[pd.DataFrame, list[str]
                 f"{path} has a single column {header!r}; it looks {other!r}-separated: re-save it with "
                 f"{'tabs' if sep == chr(9) else 'commas'} or use the matching extension (.csv/.tsv)"
             )
-    return frame, notes
+    return _cap_rows(frame, path, max_rows, notes)
 
 
 def _has_tab_in_cells(frame: pd.DataFrame) -> bool:
@@ -1506,11 +1586,13 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
+def _parse_jsonl(text: str, path: Path, max_rows: int | None = None) -> pd.DataFrame:
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        if max_rows is not None and len(records) > max_rows:
+            break  # one record more than the cap, so _cap_rows can warn
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:

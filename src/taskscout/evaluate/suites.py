@@ -15,7 +15,8 @@ task (WordNet lemma-gloss match) and a word-level regression (VADER lexicon vale
 1,256 rows (256 to train on, >= 1,000 held out). Sources are
 the 12 targets (each serves the others) plus 28 tasks spread over every family, weighted towards
 the families the targets come from; tasks under ~1,000 rows are left out except the Kotzias
-sentences (1,000 each, close relatives of the sentiment targets). A target is never its own source, nor one of its ``text_group``.
+sentences (1,000 each, close relatives of the sentiment targets). A target is never its own
+source, nor one of its ``text_group``.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ V2_TARGETS = (
 V2 = Suite(
     protocol="v2",
     targets=V2_TARGETS,
-    sources=V2_TARGETS
-    + (
+    sources=(
+        *V2_TARGETS,
         # sentiment
         "crowdflower_apple",
         "crowdflower_deflategate",

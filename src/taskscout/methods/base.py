@@ -8,16 +8,18 @@ A method may have a P1 step that stores a per-source representation in the pool 
 
 from __future__ import annotations
 
+import json
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
+from taskscout.errors import DataError, TaskscoutError
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -50,14 +52,66 @@ class MethodScores:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-class SelectionMethod(ABC):
-    """A source-selection method. Subclasses set the class attributes and implement :meth:`score`."""
+@dataclass
+class LoadedEntry:
+    """A pool entry that passed the compatibility check, with what :meth:`SelectionMethod.load_entry` read."""
+
+    entry: PoolEntry
+    data: Any = None
+
+    @property
+    def source(self) -> str:
+        return self.entry.source
+
+
+def entry_compatibility(entry: PoolEntry, encoder: Encoder) -> str | None:
+    """Why ``entry`` cannot be compared with what ``encoder`` produces, or None if it can.
+
+    The one compatibility check of every method: same base model name, same weights (fingerprint) and
+    same embedding width, as far as the entry records them.
+    """
+    if entry.base_model != encoder.name:
+        return f"built for base model {entry.base_model!r}, not {encoder.name!r}"
+    if entry.fingerprint and entry.fingerprint != encoder.spec.fingerprint:
+        return (
+            f"built for other weights of {entry.base_model} (fingerprint {entry.fingerprint}, the loaded "
+            f"encoder has {encoder.spec.fingerprint})"
+        )
+    if entry.dim and entry.dim != encoder.dim:
+        return f"built for a {entry.dim}-dimensional encoder; the loaded one has {encoder.dim} dimensions"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class SelectionMethod:
+    """A source-selection method.
+
+    The base class owns the per-entry loop of P2 (:meth:`score`): progress, the compatibility check
+    (:func:`entry_compatibility`), loading and validating each entry's arrays, grouping entries by the
+    protocol the target must be processed with, the failure list and the finiteness of scores. A method
+    implements only what is specific to it:
+
+    - :meth:`check_entry` (optional): a method-specific reason to skip an entry;
+    - :meth:`load_entry` (optional): read the entry's files (through :meth:`PoolEntry.load_array` /
+      :meth:`PoolEntry.load_tensors`, which verify checksums, dtypes and shapes);
+    - :meth:`protocol` (optional): what the target must be processed with to be comparable to the entry;
+    - :meth:`prepare_target` (optional): what is computed from the target once per protocol;
+    - :meth:`score_group`: the scores of a group of loaded entries;
+    - :meth:`combine` (optional): turn raw per-source values into scores across all groups.
+
+    A bad entry never ends a ranking: it goes to ``failed`` with a one-line reason.
+    """
 
     name: str = ""
     kind: str | None = None  # the pool entry kind this method reads; None if it needs no P1 artefact
     description: str = ""
     p1_cost: str = ""
     p2_cost: str = ""
+    needs_base_model: bool = True  # compare entries with the target's encoder (False: metadata only)
 
     def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
         """P1: write this method's representation of source ``task`` into ``out_dir``.
@@ -67,24 +121,82 @@ class SelectionMethod(ABC):
         """
         raise NotImplementedError(f"method {self.name!r} has no P1 step")
 
-    @abstractmethod
+    # ------------------------------------------------------------------ what a method implements
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        """A method-specific reason why ``entry`` cannot be scored for ``target`` (None: it can)."""
+        return None
+
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> Any:
+        """What scoring needs from ``entry``; raise :class:`PoolError` (or ``ValueError``) for a bad one."""
+        return None
+
+    def protocol(self, entry: PoolEntry) -> Any:
+        """How the target must be processed to be compared with ``entry`` (JSON-able; None: one group)."""
+        return None
+
+    def prepare_target(self, target: Target, protocol: Any, *, progress: bool = False) -> Any:
+        """What is computed from the target once per protocol group (e.g. its embedding)."""
+        return None
+
+    def score_group(
+        self, target: Target, reference: Any, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, Any]:
+        """Raw values of a group's sources (one protocol); per-entry problems may go to ``out.failed``.
+
+        Every method implements it, except combinations of other methods (fusion, ensembles), which
+        override :meth:`score` to call their members' loops.
+        """
+        raise NotImplementedError(f"method {self.name!r} does not score entries itself")
+
+    def combine(self, raw: dict[str, Any]) -> dict[str, float]:
+        """Scores from the raw values of all groups (default: the values are the scores)."""
+        return raw
+
+    # ------------------------------------------------------------------ the shared loop
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        """Score every entry for ``target``; never raise for one bad entry: put it in ``failed``."""
-
-
-def compatible_entries(entries: list[PoolEntry], encoder: Encoder, out: MethodScores) -> list[PoolEntry]:
-    """Entries built for ``encoder`` (same base model and embedding size); the others go to ``out.failed``."""
-    usable = []
-    for entry in entries:
-        if entry.base_model != encoder.name:
-            out.failed[entry.source] = f"built for base model {entry.base_model!r}, not {encoder.name!r}"
-        elif entry.dim and entry.dim != encoder.dim:
-            out.failed[entry.source] = (
-                f"embedding size {entry.dim} does not match the encoder's {encoder.dim}"
-            )
-        else:
-            usable.append(entry)
-    return usable
+        """Score every entry for ``target``; a bad entry goes to ``failed``, the others are scored."""
+        out = MethodScores()
+        groups: dict[str, tuple[Any, list[LoadedEntry]]] = {}
+        seen: set[str] = set()
+        bar = tqdm(entries, desc="loading sources", unit="source", disable=not progress, leave=False)
+        for entry in bar:
+            if entry.source in seen:
+                continue  # the same source through another kind of entry: scored once
+            seen.add(entry.source)
+            problem = entry_compatibility(entry, target.encoder) if self.needs_base_model else None
+            problem = problem or self.check_entry(entry, target)
+            if problem is not None:
+                out.failed[entry.source] = problem
+                continue
+            try:
+                data = self.load_entry(entry, target, progress=progress)
+                protocol = self.protocol(entry)
+                key = json.dumps(protocol, sort_keys=True, default=str)
+            except DataError:
+                raise  # a problem of the target, not of this entry
+            except (TaskscoutError, ValueError, KeyError, TypeError) as exc:
+                out.failed[entry.source] = _one_line(exc)
+                continue
+            groups.setdefault(key, (protocol, []))[1].append(LoadedEntry(entry, data))
+        raw: dict[str, Any] = {}
+        for protocol, group in groups.values():
+            try:
+                reference = self.prepare_target(target, protocol, progress=progress)
+            except DataError:
+                raise
+            except (TaskscoutError, ValueError, KeyError, TypeError) as exc:
+                for loaded in group:
+                    out.failed[loaded.source] = f"cannot prepare the target: {_one_line(exc)}"
+                continue
+            raw.update(self.score_group(target, reference, group, out))
+        for source, value in self.combine(raw).items():
+            if source in out.failed:
+                continue
+            if isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value):
+                out.scores[source] = float(value)
+            else:
+                out.failed[source] = f"{self.name} score is not finite for this source"
+        return out
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

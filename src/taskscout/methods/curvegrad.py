@@ -26,15 +26,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from taskscout.data.task import Task
-from taskscout.errors import TaskscoutError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.errors import PoolError, TaskscoutError
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
 from taskscout.methods.taskemb import finetune_protocol, target_finetuned
-from taskscout.methods.tupate import entry_problem
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -116,46 +115,37 @@ class CurveGrad(SelectionMethod):
         }
         (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        return None if isinstance(entry.meta.get("curvegrad"), dict) else "not a CurveGrad entry"
 
-        out = MethodScores()
-        groups: dict[str, list[tuple[PoolEntry, np.ndarray]]] = {}
-        for entry in entries:
-            problem = entry_problem(entry, target)
-            if problem is None and "curvegrad" not in entry.meta:
-                problem = "not a CurveGrad entry"
-            if problem is not None:
-                out.failed[entry.source] = problem
-                continue
-            try:
-                features = entry.load_tensors(CURVE_FILE)["features"].astype(np.float64)
-            except Exception as exc:  # a damaged entry must not end the ranking
-                out.failed[entry.source] = f"cannot read the curve features: {exc}"
-                continue
-            if not np.all(np.isfinite(features)):
-                out.failed[entry.source] = "curve features are not finite"
-                continue
-            groups.setdefault(json.dumps(entry.meta["curvegrad"], sort_keys=True), []).append(
-                (entry, features)
-            )
-        for protocol_json, members in groups.items():
-            protocol = json.loads(protocol_json)
-            try:
-                tuned, _ = target_finetuned(target, protocol, progress=progress)
-                reference = curve_features(
-                    tuned.info.get("losses") or [], protocol["fractions"], float(protocol["smoothing"])
-                )
-            except (TaskscoutError, ValueError) as exc:
-                for entry, _ in members:
-                    out.failed[entry.source] = f"cannot get the target's loss curve: {exc}"
-                continue
-            usable = [(e, f) for e, f in members if f.shape == reference.shape]
-            for entry, _ in (m for m in members if m[1].shape != reference.shape):
-                out.failed[entry.source] = "curve features differ in length from the target's"
-            if usable:
-                scores = standardised_distances(reference, np.stack([f for _, f in usable]))
-                out.scores.update({e.source: float(s) for (e, _), s in zip(usable, scores, strict=True)})
-        return out
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> np.ndarray:
+        tensors = entry.load_tensors(CURVE_FILE)  # non-finite values are rejected there
+        if "features" not in tensors or tensors["features"].ndim != 1:
+            raise PoolError(f"pool entry {entry.label}: {CURVE_FILE} has no 1-D 'features' tensor")
+        return tensors["features"].astype(np.float64)
+
+    def protocol(self, entry: PoolEntry) -> dict[str, Any]:
+        return entry.meta["curvegrad"]
+
+    def prepare_target(
+        self, target: Target, protocol: dict[str, Any], *, progress: bool = False
+    ) -> np.ndarray:
+        tuned, _ = target_finetuned(target, protocol, progress=progress)
+        return curve_features(
+            tuned.info.get("losses") or [], protocol["fractions"], float(protocol["smoothing"])
+        )
+
+    def score_group(
+        self, target: Target, reference: np.ndarray, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        usable = [loaded for loaded in group if loaded.data.shape == reference.shape]
+        for loaded in group:
+            if loaded.data.shape != reference.shape:
+                out.failed[loaded.source] = "curve features differ in length from the target's"
+        if not usable:
+            return {}
+        scores = standardised_distances(reference, np.stack([loaded.data for loaded in usable]))
+        return {loaded.source: float(s) for loaded, s in zip(usable, scores, strict=True)}
 
 
 METHODS = (CurveGrad,)

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import DataError, PoolError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target, compatible_entries
-from taskscout.methods.esm import EmbeddingSpaceMap, ESMConfig, ResidualMLPMap
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
+from taskscout.methods.esm import ESM_WEIGHTS, EmbeddingSpaceMap, ESMConfig, ResidualMLPMap
 from taskscout.methods.logme import (
     UnboundedEvidenceError,
     esm_logme_from_statistics,
@@ -105,39 +104,63 @@ class ESMLogME(SelectionMethod):
         )
         esm.save_pretrained(out_dir, dtype=config.dtype)
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        usable = compatible_entries(entries, target.encoder, out)
-        if not usable:
-            return out
-        stats = _target_statistics(target, progress)
-        bar = tqdm(
-            total=len(usable), desc="scoring sources", unit="source", disable=not progress, leave=False
-        )
-        for start in range(0, len(usable), self.chunk_size):
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> None:
+        """Verify the entry and the shapes of its map; the weights are read chunk by chunk when scoring."""
+        check_map_shapes(entry, target.encoder.dim)
+
+    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False):
+        return _target_statistics(target, progress)
+
+    def score_group(
+        self, target: Target, reference, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        # Chunks keep memory at O(chunk x D^2) whatever the number of sources.
+        scores: dict[str, float] = {}
+        for start in range(0, len(group), self.chunk_size):
             names, weights, biases = [], [], []
-            for entry in usable[start : start + self.chunk_size]:
+            for loaded in group[start : start + self.chunk_size]:
                 try:
-                    esm = EmbeddingSpaceMap.from_pretrained(entry.path)
+                    tensors = loaded.entry.load_tensors(ESM_WEIGHTS)
                 except PoolError as exc:
-                    out.failed[entry.source] = str(exc)
+                    out.failed[loaded.source] = str(exc)
                     continue
-                names.append(entry.source)
-                weights.append(esm.weight)
-                biases.append(esm.bias)
+                names.append(loaded.source)
+                weights.append(tensors["weight"])
+                biases.append(tensors["bias"])
             if names:
                 try:
-                    values = esm_logme_from_statistics(stats, np.stack(weights), np.stack(biases))
+                    values = esm_logme_from_statistics(reference, np.stack(weights), np.stack(biases))
                 except UnboundedEvidenceError as exc:
                     raise DataError(f"target {target.task.name!r}: {exc}") from None
-                for name, value in zip(names, values, strict=True):
-                    if np.isfinite(value):
-                        out.scores[name] = float(value)
-                    else:
-                        out.failed[name] = "LogME is not finite for this map"
-            bar.update(min(self.chunk_size, len(usable) - start))
-        bar.close()
-        return out
+                scores.update({name: float(v) for name, v in zip(names, values, strict=True)})
+        return scores
+
+
+def check_map_shapes(entry: PoolEntry, input_dim: int, extra: tuple[str, ...] = ()) -> None:
+    """Verify an ESM entry's checksums and that its tensors have the shapes a map from ``input_dim`` has.
+
+    Reads only the safetensors header (no weights), so checking a thousand entries stays cheap.
+    """
+    from safetensors import safe_open
+
+    entry.verify()
+    try:
+        with safe_open(str(entry.path / ESM_WEIGHTS), framework="np") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise PoolError(
+            f"pool entry {entry.label}: unreadable {ESM_WEIGHTS} ({type(exc).__name__})"
+        ) from None
+    needed = ("weight", "bias", *extra)
+    missing = [key for key in needed if key not in shapes]
+    if missing:
+        raise PoolError(f"pool entry {entry.label}: {ESM_WEIGHTS} has no {missing[0]!r} tensor; rebuild it")
+    out_dim = int(entry.meta.get("esm_embedding_dim") or shapes["weight"][0])
+    if shapes["weight"] != (out_dim, input_dim) or shapes["bias"] != (out_dim,):
+        raise PoolError(
+            f"pool entry {entry.label}: map weight {shapes['weight']} and bias {shapes['bias']} do not fit "
+            f"a {input_dim} -> {out_dim} map (metadata); rebuild the entry"
+        )
 
 
 class ESMSGDLogME(ESMLogME):
@@ -161,24 +184,31 @@ class ESMMLPLogME(SelectionMethod):
             out_dir, dtype=context.config.dtype
         )
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        usable = compatible_entries(entries, target.encoder, out)
-        if not usable:
-            return out
-        features = target.features(progress="embedding target" if progress else False)
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> ResidualMLPMap:
+        check_map_shapes(
+            entry, target.encoder.dim, extra=("hidden_weight", "hidden_bias", "out_weight", "out_bias")
+        )
+        return ResidualMLPMap(entry.load_tensors(ESM_WEIGHTS), ESMConfig.from_dict(entry.meta))
+
+    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False) -> np.ndarray:
+        return target.features(progress="embedding target" if progress else False)
+
+    def score_group(
+        self, target: Target, reference: np.ndarray, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
         regression = not target.task.is_classification
-        for entry in tqdm(usable, desc="scoring sources", unit="source", disable=not progress, leave=False):
+        scores = {}
+        for loaded in group:
             try:
-                mapped = ResidualMLPMap.from_pretrained(entry.path).transform(features)
-            except (PoolError, KeyError) as exc:
-                out.failed[entry.source] = str(exc)
+                mapped = loaded.data.transform(reference)
+            except ValueError as exc:  # hidden layer shapes that do not chain
+                out.failed[loaded.source] = f"the map's layers do not fit together ({exc})"
                 continue
             try:
-                out.scores[entry.source] = logme(mapped, target.task.labels, regression=regression)
+                scores[loaded.source] = logme(mapped, target.task.labels, regression=regression)
             except UnboundedEvidenceError as exc:
                 raise DataError(f"target {target.task.name!r}: {exc}") from None
-        return out
+        return scores
 
 
 METHODS = (ESMLogME, ESMSGDLogME, ESMMLPLogME)

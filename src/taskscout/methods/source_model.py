@@ -37,6 +37,7 @@ Decisions
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,20 +45,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from taskscout import paths
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
 from taskscout.io import read_json, write_json
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
 from taskscout.methods.logme import logme
+from taskscout.pool.schema import NAME_PATTERN
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
     from taskscout.pool.build import BuildContext
 
 SOURCE_MODEL_KIND = "source-model"
+_NAME = re.compile(NAME_PATTERN)  # a single path component: never "..", never a path
 _MEMO_SIZE = 64  # (source model, target) feature sets kept in memory: ~1.5 MB each at N=1000, D=384
 
 
@@ -98,7 +100,7 @@ def source_model_directory(entry: PoolEntry) -> tuple[Path, str]:
     """The fine-tuned model directory an entry points to and the encoder sha256 it was built with."""
     name = entry.meta.get("source_model_dir")
     digest = entry.meta.get("source_model_sha256")
-    if not isinstance(name, str) or not isinstance(digest, str) or not name or Path(name).name != name:
+    if not isinstance(name, str) or not isinstance(digest, str) or not _NAME.match(name):
         raise PoolError(
             f"entry {entry.kind}/{entry.source} has no valid source-model pointer; "
             + _rebuild_hint(entry.source)
@@ -411,38 +413,31 @@ class SourceModelMethod(SelectionMethod):
     def score_outputs(self, outputs: SourceOutputs, task: Task) -> float:
         """The score of one source given its model's outputs on the target's rows."""
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        task = target.task
-        if self.needs_classification_target and not task.is_classification:
-            reason = f"{self.name} needs a classification target; use logme-full or frozen for regression"
-            out.failed.update({entry.source: reason for entry in entries})
-            return out
-        for entry in tqdm(entries, desc="scoring sources", unit="source", disable=not progress, leave=False):
-            if entry.source in out.scores or entry.source in out.failed:
-                continue
-            source_type = entry.meta.get("source_model_task_type", entry.meta.get("task_type"))
-            if self.needs_classification_source and source_type != "classification":
-                out.failed[entry.source] = (
-                    f"{self.name} needs a classification source; this one is {source_type}"
-                )
-                continue
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        if self.needs_classification_target and not target.task.is_classification:
+            return f"{self.name} needs a classification target; use logme-full or frozen for regression"
+        source_type = entry.meta.get("source_model_task_type", entry.meta.get("task_type"))
+        if self.needs_classification_source and source_type != "classification":
+            return f"{self.name} needs a classification source; this one is {source_type}"
+        return None
+
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> SourceOutputs:
+        return load_source_outputs(entry, target.task, progress=progress)
+
+    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False) -> None:
+        return None
+
+    def score_group(
+        self, target: Target, reference: None, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        scores = {}
+        for loaded in group:
             try:
-                outputs = load_source_outputs(entry, task, progress=progress)
-            except PoolError as exc:
-                out.failed[entry.source] = str(exc)
-                continue
-            try:
-                value = self.score_outputs(outputs, task)
+                scores[loaded.source] = self.score_outputs(loaded.data, target.task)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                out.failed[entry.source] = f"{self.name} failed: {first}"
-                continue
-            if np.isfinite(value):
-                out.scores[entry.source] = float(value)
-            else:
-                out.failed[entry.source] = f"{self.name} is not finite for this source"
-        return out
+                out.failed[loaded.source] = f"{self.name} failed: {first}"
+        return scores
 
 
 _P2_LOAD = "load each source model and embed the target with it (seconds per source; cached per weights)"

@@ -41,9 +41,8 @@ from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target, cosine
 from taskscout.methods.fusion import reciprocal_rank_fusion_matrix
-from taskscout.methods.tupate import entry_problem
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -179,56 +178,54 @@ class TaskEmb(SelectionMethod):
         }
         (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        return None if isinstance(entry.meta.get("taskemb"), dict) else "not a TaskEmb entry"
 
-        out = MethodScores()
-        groups: dict[str, list[tuple[PoolEntry, dict[str, np.ndarray]]]] = {}
-        names: list[str] = []
-        rows_of_sims: list[list[float]] = []
-        for entry in entries:
-            problem = entry_problem(entry, target)
-            if problem is None and "taskemb" not in entry.meta:
-                problem = "not a TaskEmb entry"
-            if problem is not None:
-                out.failed[entry.source] = problem
+    def load_entry(
+        self, entry: PoolEntry, target: Target, *, progress: bool = False
+    ) -> dict[str, np.ndarray]:
+        return entry.load_tensors(FISHER_FILE)
+
+    def protocol(self, entry: PoolEntry) -> dict[str, Any]:
+        return entry.meta["taskemb"]
+
+    def prepare_target(
+        self, target: Target, protocol: dict[str, Any], *, progress: bool = False
+    ) -> dict[str, np.ndarray]:
+        tuned, rows = target_finetuned(target, protocol, progress=progress)
+        fisher_rows = rows.subsample(int(protocol["fisher_rows"]), seed=int(protocol["seed"]))
+        return layer_output_fisher(
+            tuned,
+            fisher_rows,
+            batch_size=int(protocol.get("batch_size", 32)),
+            progress="target Fisher" if progress else False,
+        )
+
+    def score_group(
+        self, target: Target, reference: dict[str, np.ndarray], group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, list[float]]:
+        sims = {}
+        for loaded in group:
+            vectors = loaded.data
+            if set(vectors) != set(reference) or any(
+                vectors[c].shape != reference[c].shape for c in reference
+            ):
+                out.failed[loaded.source] = "components differ from the target's (other architecture?)"
                 continue
-            try:
-                vectors = entry.load_tensors(FISHER_FILE)
-            except Exception as exc:  # a damaged entry must not end the ranking
-                out.failed[entry.source] = f"cannot read the Fisher embedding: {exc}"
+            values = [cosine(reference[c], vectors[c]) for c in reference]
+            if not np.all(np.isfinite(values)):
+                out.failed[loaded.source] = "a Fisher component is zero"
                 continue
-            groups.setdefault(json.dumps(entry.meta["taskemb"], sort_keys=True), []).append((entry, vectors))
-        for protocol_json, members in groups.items():
-            protocol = json.loads(protocol_json)
-            try:
-                tuned, rows = target_finetuned(target, protocol, progress=progress)
-                fisher_rows = rows.subsample(int(protocol["fisher_rows"]), seed=int(protocol["seed"]))
-                reference = layer_output_fisher(
-                    tuned,
-                    fisher_rows,
-                    batch_size=int(protocol.get("batch_size", 32)),
-                    progress="target Fisher" if progress else False,
-                )
-            except TaskscoutError as exc:
-                for entry, _ in members:
-                    out.failed[entry.source] = f"cannot compute the target's Fisher: {exc}"
-                continue
-            for entry, vectors in members:
-                if set(vectors) != set(reference) or any(
-                    vectors[c].shape != reference[c].shape for c in reference
-                ):
-                    out.failed[entry.source] = "components differ from the target's (other architecture?)"
-                    continue
-                sims = [cosine(reference[c], vectors[c]) for c in reference]
-                if not np.all(np.isfinite(sims)):
-                    out.failed[entry.source] = "a Fisher component is zero"
-                    continue
-                names.append(entry.source)
-                rows_of_sims.append(sims)
-        if names:
-            fused = reciprocal_rank_fusion_matrix(np.asarray(rows_of_sims))
-            out.scores.update({name: float(v) for name, v in zip(names, fused, strict=True)})
-        return out
+            sims[loaded.source] = values
+        return sims
+
+    def combine(self, raw: dict[str, list[float]]) -> dict[str, float]:
+        """Reciprocal rank fusion of the per-component similarities over all scored sources."""
+        if not raw:
+            return {}
+        names = list(raw)
+        fused = reciprocal_rank_fusion_matrix(np.asarray([raw[n] for n in names]))
+        return {name: float(v) for name, v in zip(names, fused, strict=True)}
 
 
 METHODS = (TaskEmb,)

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import PoolError
 from taskscout.io import write_json
-from taskscout.methods.base import MethodScores, SelectionMethod, Target
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -82,22 +81,20 @@ class DataSize(SelectionMethod):
     p1_cost = "none (reads the num_examples metadata of any pool entry)"
     p2_cost = "a metadata lookup per source; the target is not used"
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        for entry in entries:
-            if entry.source in out.scores or entry.source in out.failed:
-                continue  # the same source seen through another kind of entry
-            value = entry.meta.get("num_examples")
-            try:
-                size = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                out.failed[entry.source] = "entry has no num_examples metadata; rebuild it"
-                continue
-            if not np.isfinite(size) or size < 0:
-                out.failed[entry.source] = f"entry has an invalid num_examples {value!r}; rebuild it"
-                continue
-            out.scores[entry.source] = size
-        return out
+    needs_base_model = False
+
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> float:
+        value = entry.meta.get("num_examples")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PoolError("entry has no num_examples metadata; rebuild it")
+        if not np.isfinite(value) or value < 0:
+            raise PoolError(f"entry has an invalid num_examples {value!r}; rebuild it")
+        return float(value)
+
+    def score_group(
+        self, target: Target, reference: None, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        return {loaded.source: loaded.data for loaded in group}
 
 
 class VocabOverlap(SelectionMethod):
@@ -131,29 +128,22 @@ class VocabOverlap(SelectionMethod):
             },
         )
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        tokenizer = target.encoder.tokenizer
-        target_ids: np.ndarray | None = None
-        for entry in tqdm(entries, desc="scoring sources", unit="source", disable=not progress, leave=False):
-            if entry.base_model != target.encoder.name:
-                out.failed[entry.source] = (
-                    f"token ids of base model {entry.base_model!r}, not {target.encoder.name!r}"
-                )
-                continue
-            size = entry.meta.get("vocab_tokenizer_size")
-            if size is not None and int(size) != len(tokenizer):
-                out.failed[entry.source] = f"built with a tokenizer of {size} tokens, not {len(tokenizer)}"
-                continue
-            try:
-                ids = entry.load_array(VOCAB_FILE)
-            except PoolError as exc:
-                out.failed[entry.source] = str(exc)
-                continue
-            if target_ids is None:
-                target_ids = token_id_set(tokenizer, target.task.texts, target.task.text_pairs)
-            out.scores[entry.source] = jaccard(ids, target_ids)
-        return out
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        size = entry.meta.get("vocab_tokenizer_size")
+        if size is not None and size != len(target.encoder.tokenizer):
+            return f"built with a tokenizer of {size} tokens, not {len(target.encoder.tokenizer)}"
+        return None
+
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> np.ndarray:
+        return entry.load_array(VOCAB_FILE, dtype_kinds="u", ndim=1)
+
+    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False) -> np.ndarray:
+        return token_id_set(target.encoder.tokenizer, target.task.texts, target.task.text_pairs)
+
+    def score_group(
+        self, target: Target, reference: np.ndarray, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        return {loaded.source: jaccard(loaded.data, reference) for loaded in group}
 
 
 METHODS = (DataSize, VocabOverlap)

@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
-from taskscout.errors import PoolError
 from taskscout.io import write_json
-from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target, cosine
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -85,33 +83,23 @@ class TextEmb(SelectionMethod):
             {"embedding_dim": int(vector.size), "textemb_num_texts": len(fit), "textemb_pooling": "mean"},
         )
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        out = MethodScores()
-        target_vector: np.ndarray | None = None
-        for entry in tqdm(entries, desc="scoring sources", unit="source", disable=not progress, leave=False):
-            if entry.base_model != target.encoder.name:
-                out.failed[entry.source] = (
-                    f"built for base model {entry.base_model!r}, not {target.encoder.name!r}"
-                )
-                continue
-            try:
-                vector = entry.load_array(TEXTEMB_FILE)
-            except PoolError as exc:
-                out.failed[entry.source] = str(exc)
-                continue
-            if vector.shape != (target.encoder.dim,):
-                out.failed[entry.source] = (
-                    f"embedding size {vector.size} does not match the encoder's {target.encoder.dim}"
-                )
-                continue
-            if target_vector is None:
-                target_vector = task_embedding(self._target_features(target, progress))
-            value = cosine(vector, target_vector)
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> np.ndarray:
+        return entry.load_array(TEXTEMB_FILE, dtype_kinds="f", shape=(target.encoder.dim,))
+
+    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False) -> np.ndarray:
+        return task_embedding(self._target_features(target, progress))
+
+    def score_group(
+        self, target: Target, reference: np.ndarray, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        scores = {}
+        for loaded in group:
+            value = cosine(loaded.data, reference)
             if np.isfinite(value):
-                out.scores[entry.source] = value
+                scores[loaded.source] = value
             else:
-                out.failed[entry.source] = "the source's mean embedding is zero"
-        return out
+                out.failed[loaded.source] = "the source's mean embedding is zero"
+        return scores
 
     @staticmethod
     def _target_features(target: Target, progress: bool) -> np.ndarray:

@@ -76,7 +76,7 @@ from torch import nn
 
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
-from taskscout.methods.base import MethodScores, SelectionMethod, Target, cosine
+from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target, cosine
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
@@ -479,16 +479,6 @@ def tuned_embeddings(
 
 
 # ---------------------------------------------------------------------------------------------- methods
-def entry_problem(entry: PoolEntry, target: Target) -> str | None:
-    """Why ``entry`` cannot be compared with ``target``'s encoder, or None if it can."""
-    if entry.base_model != target.encoder.name:
-        return f"built for base model {entry.base_model!r}, not {target.encoder.name!r}"
-    built = entry.meta.get("base_model_fingerprint")
-    if built and built != target.encoder.spec.fingerprint:
-        return "built for other weights of the base model (fingerprint differs)"
-    return None
-
-
 class TuPaTE(SelectionMethod):
     """One TuPaTE variant: cosine between the target's and each source's tuned-parameter embedding."""
 
@@ -554,52 +544,42 @@ class TuPaTE(SelectionMethod):
         )
         return result.stage(self.stage)
 
-    def similarities(
-        self, target: Target, entries: list[PoolEntry], *, progress: bool = False
-    ) -> MethodScores:
-        """Cosine similarity per source (in [-1, 1]); entries that cannot be compared go to ``failed``."""
+    def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
+        if entry.meta.get("tupate_variant") != self.variant:
+            return f"not a TuPaTE {self.variant} entry"
+        if self.stage not in entry.meta.get("tupate_stages", ["early"]):
+            return f"has no {self.stage} embedding (built without a late budget)"
+        return None
 
-        out = MethodScores()
-        groups: dict[str, list[tuple[PoolEntry, np.ndarray]]] = {}
-        for entry in entries:
-            problem = entry_problem(entry, target)
-            if problem is None and entry.meta.get("tupate_variant") != self.variant:
-                problem = f"not a TuPaTE {self.variant} entry"
-            if problem is None and self.stage not in entry.meta.get("tupate_stages", ["early"]):
-                problem = f"has no {self.stage} embedding (built without a late budget)"
-            if problem is not None:
-                out.failed[entry.source] = problem
-                continue
-            try:
-                vector = entry.load_tensors(EMBEDDINGS_FILE)[self.stage]
-            except Exception as exc:  # a damaged entry must not end the ranking
-                out.failed[entry.source] = f"cannot read the TuPaTE embedding: {exc}"
-                continue
-            protocol = dict(entry.meta.get("tupate", {}))
-            if self.stage == "early":
-                protocol["late_epochs"] = 0.0
-            groups.setdefault(json.dumps(protocol, sort_keys=True), []).append((entry, vector))
-        for protocol, members in groups.items():
-            config = TuPaTEConfig.from_dict(json.loads(protocol))
-            try:
-                reference = self.target_embedding(target, config, progress=progress)
-            except TaskscoutError as exc:
-                for entry, _ in members:
-                    out.failed[entry.source] = f"cannot tune the target: {exc}"
-                continue
-            for entry, vector in members:
-                if reference is None or vector.shape != reference.shape:
-                    out.failed[entry.source] = "embedding size differs from the target's"
-                    continue
-                value = cosine(reference, vector)
-                if np.isfinite(value):
-                    out.scores[entry.source] = value
-                else:
-                    out.failed[entry.source] = "zero embedding (the PEFT parameters did not move)"
-        return out
+    def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> np.ndarray:
+        tensors = entry.load_tensors(EMBEDDINGS_FILE)
+        if self.stage not in tensors:
+            raise PoolError(f"pool entry {entry.label}: {EMBEDDINGS_FILE} has no {self.stage} embedding")
+        return tensors[self.stage]
 
-    def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
-        return self.similarities(target, entries, progress=progress)
+    def protocol(self, entry: PoolEntry) -> dict[str, Any]:
+        protocol = dict(entry.meta.get("tupate") or {})
+        if self.stage == "early":
+            protocol["late_epochs"] = 0.0
+        return protocol
+
+    def prepare_target(self, target: Target, protocol: dict[str, Any], *, progress: bool = False):
+        return self.target_embedding(target, TuPaTEConfig.from_dict(protocol), progress=progress)
+
+    def score_group(
+        self, target: Target, reference: np.ndarray | None, group: list[LoadedEntry], out: MethodScores
+    ) -> dict[str, float]:
+        scores = {}
+        for loaded in group:
+            if reference is None or loaded.data.shape != reference.shape:
+                out.failed[loaded.source] = "embedding size differs from the target's"
+                continue
+            value = cosine(reference, loaded.data)
+            if np.isfinite(value):
+                scores[loaded.source] = value
+            else:
+                out.failed[loaded.source] = "zero embedding (the PEFT parameters did not move)"
+        return scores
 
 
 class TuPaTEBitFit(TuPaTE):
@@ -678,7 +658,7 @@ class TuPaTEEnsemble(SelectionMethod):
                     out.failed.setdefault(entry.source, f"no {member.kind} entry (build all three variants)")
                 else:
                     chosen.append(sibling)
-            per_method.append(member.similarities(target, chosen, progress=progress))
+            per_method.append(member.score(target, chosen, progress=progress))
         for entry in entries:
             source = entry.source
             if source in out.failed:

@@ -9,7 +9,6 @@ build continues where it stopped; a source that fails is reported and the build 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -27,6 +26,7 @@ from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.schema import entry_name
 from taskscout.pool.store import TEXT_HASHES, Pool
 from taskscout.train.finetune import load_or_finetune
 
@@ -118,12 +118,13 @@ def build_entry(
 ) -> dict[str, Any]:
     """Run ``method``'s P1 step for one source and add the result to ``pool``; returns the entry's metadata.
 
-    The method writes its files and a ``config.json`` into a staging directory; the shared metadata and
-    the text hashes used for duplicate detection are added here, then the entry is moved in atomically.
+    The method writes its files and a ``config.json`` into a staging directory of the pool; the shared
+    metadata and the text hashes used for duplicate detection are added here, then the entry is added with
+    :meth:`Pool.add_entry` (checksummed, validated, published atomically).
     """
     config = context.config
-    with tempfile.TemporaryDirectory(dir=pool.path) as tmp:
-        staged = Path(tmp) / "entry"
+    with pool.staging("build") as stage:
+        staged = stage / "entry"
         staged.mkdir()
         method.build(task, context, staged, progress=progress)
         hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
@@ -132,9 +133,14 @@ def build_entry(
         )
         config_file = staged / "config.json"
         own = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
-        meta = {**source_metadata(task, config), **own, "hash_sample_fraction": len(hash_sample) / len(task)}
-        config_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        entry = pool.add(method.kind or method.name, task.name, staged)
+        meta = {
+            **source_metadata(task, config),
+            "base_model_dim": context.base_encoder.dim,
+            **own,
+            "hash_sample_fraction": len(hash_sample) / len(task),
+        }
+        files = {f.name: f for f in sorted(staged.iterdir()) if f.name != "config.json"}
+        entry = pool.add_entry(method.kind or method.name, entry_name(task.name), files, meta)
     return entry.meta
 
 
@@ -182,7 +188,7 @@ def build_pool(
                 # A user's file: its entry is named by the loader (the file stem), so load it first.
                 task = load_task(name)
                 name = task.name
-            todo = [m for m in selectors if force or not pool.has(m.kind, name)]
+            todo = [m for m in selectors if force or not pool.has(m.kind, entry_name(name))]
             if not todo:
                 return BuildResult(name, "skipped", message="already in the pool")
             task = task if task is not None else load_task(str(source))

@@ -9,6 +9,13 @@ from typing import Any
 from taskscout.encode.models import DEFAULT_MODEL
 from taskscout.train.config import TrainConfig
 
+# Caps of `pool import`: generous for real pools (the built-in one is 16 MB in 87 entries; a 1,000-source
+# BERT-base ESM pool is ~1.3 GB), small enough that a hostile archive cannot fill a disk. All settable.
+DEFAULT_IMPORT_MAX_BYTES = 4 * 1024**3
+DEFAULT_IMPORT_MAX_FILES = 100_000
+# Real entries (fp16 weights, hashes) compress by < 2x; 200x is a decompression bomb.
+DEFAULT_IMPORT_MAX_RATIO = 200.0
+
 
 @dataclass(frozen=True)
 class BuildConfig:

@@ -1,185 +1,236 @@
 """The source pool: a directory of per-source representations (ESMs, ...) with an index.
 
-Layout::
+Layout (format version 2, typed in :mod:`taskscout.pool.schema`)::
 
     POOL/
       pool.json                    # format, description, how it was built
-      index.json                   # a summary row per entry (derived: `reindex` rebuilds it)
-      entries/<kind>/<source>/     # one entry: its files and config.json (with their sha256)
+      index.json                   # one row per entry: kind, source, sha256 of its config.json, the config
+      entries/<kind>/<source>/     # one entry: its files and config.json (with the files' sha256)
+      .staging/                    # in-progress builds and imports (never read by rankings)
+      .lock                        # serialises writers
 
-An entry's own ``config.json`` is the source of truth; ``index.json`` lets ``list``, filters and ranking
-find entries without opening every file. Writes are atomic and serialised by a lock file, so an
-interrupted build or two concurrent builders never leave a half-written entry or a lost index row.
-Loading verifies checksums; a broken entry is reported and skipped, never fatal to a ranking.
+Where an entry lives is decided by the directory layout alone: kinds, sources and file names are
+validated single path components, and every path is resolved and checked to stay inside the pool
+before anything is written or deleted. The index is the commit point: an entry is visible once its row
+is in ``index.json``, and every change (build, import, remove) is staged under ``.staging``, verified,
+and published under the pool lock with a journal, so a crash leaves either the old pool or -- rolled
+forward by the next writer -- the fully updated one. Loading verifies the config and file checksums; a
+broken entry is reported by name and skipped, never fatal to a ranking.
+
+The built-in pool shipped inside the package is read-only: every writing operation refuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tarfile
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from taskscout import paths
 from taskscout.errors import PoolError
-from taskscout.io import file_lock, read_json, sha256_file, write_json
+from taskscout.io import atomic_path, file_lock, read_json, sha256_bytes, sha256_file, write_json
+from taskscout.pool.archive import add_bytes, json_bytes, unpack_checked, verify_archive
+from taskscout.pool.config import (
+    DEFAULT_IMPORT_MAX_BYTES,
+    DEFAULT_IMPORT_MAX_FILES,
+    DEFAULT_IMPORT_MAX_RATIO,
+)
+from taskscout.pool.entry import TEXT_HASHES, PoolEntry, label, validate_array, verify_entry_dir
+from taskscout.pool.schema import (
+    CONFIG_FILE,
+    POOL_FORMAT,
+    POOL_FORMAT_VERSION,
+    IndexFile,
+    IndexRow,
+    check_name,
+    migrate_config_v1,
+    parse_config,
+    parse_info,
+    parse_row,
+)
 
-POOL_FORMAT = "taskscout-pool"
-POOL_FORMAT_VERSION = 1
-TEXT_HASHES = "text_hashes.npy"
+__all__ = [
+    "TEXT_HASHES",
+    "Pool",
+    "PoolEntry",
+    "VerifyReport",
+    "default_pool_path",
+    "open_pool",
+    "user_pool_path",
+    "validate_array",
+    "verify_entry_dir",
+]
+
+STAGING = ".staging"
+JOURNAL = "PUBLISH.json"
 
 
 def default_pool_path() -> Path:
-    """The pool used when none is given: the built-in one shipped in the package."""
+    """The pool used when none is given: the built-in one shipped in the package (read-only)."""
     return Path(__file__).resolve().parent.parent / "pool_data" / "default"
 
 
 def user_pool_path(name: str = "local") -> Path:
     """A writable pool under ``$TASKSCOUT_HOME/pools``."""
-    return paths.subdir("pools") / name
+    return paths.subdir("pools") / check_name(name, "pool name")
 
 
-@dataclass(frozen=True)
-class PoolEntry:
-    """One source's representation of one kind (``esm``, ...), as listed in the index."""
+@dataclass
+class VerifyReport:
+    """What :meth:`Pool.verify` found: good entries, broken ones (label -> why), stray directories."""
 
-    pool: Path
-    kind: str
-    source: str
-    meta: dict[str, Any]
-
-    @property
-    def path(self) -> Path:
-        return self.pool / "entries" / self.kind / self.source
+    ok: list[str] = field(default_factory=list)
+    broken: dict[str, str] = field(default_factory=dict)
+    unindexed: dict[str, str] = field(default_factory=dict)
+    reindexed: list[str] = field(default_factory=list)  # configs changed since indexing, re-indexed
+    repaired: bool = False
 
     @property
-    def base_model(self) -> str:
-        return str(self.meta.get("base_model_name", ""))
-
-    @property
-    def dim(self) -> int:
-        return int(self.meta.get("esm_embedding_dim") or self.meta.get("embedding_dim") or 0)
-
-    def verify(self) -> None:
-        """Raise :class:`PoolError` if a file is missing or its checksum differs from the index."""
-        for name, digest in self.meta.get("files", {}).items():
-            file = self.path / name
-            if not file.exists():
-                raise PoolError(f"pool entry {self.kind}/{self.source}: file {name} is missing")
-            if sha256_file(file) != digest:
-                raise PoolError(f"pool entry {self.kind}/{self.source}: checksum mismatch in {name}")
-
-    def load_array(self, name: str) -> np.ndarray:
-        """A ``.npy`` file of this entry, checksums verified; any problem is a one-line :class:`PoolError`."""
-        self.verify()
-        try:
-            return np.load(self.path / name, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise PoolError(
-                f"pool entry {self.kind}/{self.source}: unreadable {name} ({type(exc).__name__}); "
-                "rebuild the entry"
-            ) from None
-
-    def load_tensors(self, name: str) -> dict[str, np.ndarray]:
-        """A ``.safetensors`` file of this entry, checksums verified; problems raise :class:`PoolError`."""
-        from safetensors.numpy import load_file
-
-        self.verify()
-        try:
-            return load_file(str(self.path / name))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise PoolError(
-                f"pool entry {self.kind}/{self.source}: unreadable {name} ({exc}); rebuild the entry"
-            ) from None
-
-    def text_hashes(self) -> np.ndarray:
-        """Sorted 64-bit hashes of (a sample of) the source's normalised texts; empty if not stored."""
-        file = self.path / TEXT_HASHES
-        if not file.exists():
-            return np.zeros(0, dtype=np.uint64)
-        return np.load(file, allow_pickle=False)
+    def clean(self) -> bool:
+        return not self.broken and not self.unindexed
 
 
+# ---------------------------------------------------------------------------------------------- the pool
 class Pool:
-    """A source pool directory. ``Pool(path)`` opens one; ``Pool.create(path)`` makes a new one."""
+    """A source pool directory. ``Pool(path)`` opens one; ``Pool.create(path)`` makes a new one.
 
-    def __init__(self, path: str | Path) -> None:
+    A writable version-1 pool is migrated to the current format when opened; the built-in pool is
+    read-only and is read as it is.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         info_file = self.path / "pool.json"
-        if not info_file.exists():
+        if not info_file.is_file():
             raise PoolError(
                 f"{self.path} is not a taskscout pool (no pool.json); create one with `taskscout pool build`"
             )
         try:
-            self.info = read_json(info_file)
-        except ValueError:
+            data = read_json(info_file)
+        except (OSError, ValueError):
             raise PoolError(f"{info_file} is not valid JSON; restore it or rebuild the pool") from None
-        if self.info.get("format") != POOL_FORMAT:
-            raise PoolError(f"{info_file} is not a taskscout pool file (format {self.info.get('format')!r})")
+        self.info = parse_info(data, str(info_file)).model_dump(mode="json")
+        self.read_only = _is_builtin(self.path) or not os.access(self.path, os.W_OK)
+        # Entries skipped by the last `entries()` call: "kind/source" (or "index row N") -> why.
+        self.problems: dict[str, str] = {}
+        self._cache: tuple[str, list[IndexRow], dict[str, str]] | None = None  # parsed index by its sha256
+        if self.info["format_version"] < POOL_FORMAT_VERSION and not self.read_only:
+            self._migrate()
 
     @classmethod
-    def create(cls, path: str | Path, description: str = "", exist_ok: bool = True) -> Pool:
+    def create(cls, path: str | os.PathLike[str], description: str = "", exist_ok: bool = True) -> Pool:
         path = Path(path).expanduser()
+        if _is_builtin(path):
+            raise PoolError(_READ_ONLY.format(path=path))
         if (path / "pool.json").exists():
             if not exist_ok:
                 raise PoolError(f"a pool already exists at {path}")
             return cls(path)
-        path.mkdir(parents=True, exist_ok=True)
-        write_json(
-            path / "pool.json",
-            {
-                "format": POOL_FORMAT,
-                "format_version": POOL_FORMAT_VERSION,
-                "description": description,
-                "build": {},
-            },
-        )
-        write_json(path / "index.json", {"entries": []})
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise PoolError(f"{path} exists and is not an empty directory or a pool; choose another --pool")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            write_json(path / "index.json", {"format_version": POOL_FORMAT_VERSION, "entries": []})
+            write_json(
+                path / "pool.json",
+                {
+                    "format": POOL_FORMAT,
+                    "format_version": POOL_FORMAT_VERSION,
+                    "description": description,
+                    "build": {},
+                },
+            )
+        except OSError as exc:
+            raise PoolError(f"cannot create a pool at {path}: {exc.strerror or exc}") from None
         return cls(path)
 
     @classmethod
-    def open_or_create(cls, path: str | Path) -> Pool:
+    def open_or_create(cls, path: str | os.PathLike[str]) -> Pool:
         return cls.create(path, exist_ok=True)
 
-    # ------------------------------------------------------------------ index
-    def _locked(self) -> contextlib.AbstractContextManager[bool]:
-        return file_lock(self.path / ".lock")
-
-    def _read_index(self) -> list[dict[str, Any]]:
+    # ------------------------------------------------------------------ reading
+    def _rows(self) -> tuple[list[IndexRow], dict[str, str]]:
+        """Valid index rows and the problems of invalid ones (never raises for one bad row)."""
+        if self.info["format_version"] < POOL_FORMAT_VERSION:
+            return self._scan_v1()
         index_file = self.path / "index.json"
-        if not index_file.exists():
-            return self._scan()
         try:
-            return list(read_json(index_file)["entries"])
-        except (ValueError, KeyError):
-            # A damaged index is derived data: rebuild it from the entries themselves.
-            return self._scan()
-
-    def _write_index(self, rows: list[dict[str, Any]]) -> None:
-        rows = sorted(rows, key=lambda r: (r["kind"], r["source"]))
-        write_json(self.path / "index.json", {"entries": rows})
-
-    def _scan(self) -> list[dict[str, Any]]:
-        rows = []
-        for config in sorted((self.path / "entries").glob("*/*/config.json")):
+            raw = index_file.read_bytes()
+        except FileNotFoundError:
+            raise PoolError(
+                f"pool {self.path} has no index.json; run `taskscout pool verify --repair`"
+            ) from None
+        except OSError as exc:
+            raise PoolError(f"cannot read {index_file}: {exc.strerror or exc}") from None
+        stamp = sha256_bytes(raw)
+        if self._cache is not None and self._cache[0] == stamp:
+            return list(self._cache[1]), dict(self._cache[2])  # unchanged since last parsed
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise PoolError(
+                f"{index_file} is not valid JSON; run `taskscout pool verify --repair --pool {self.path}`"
+            ) from None
+        try:
+            index = IndexFile.model_validate(data)
+        except Exception:
+            raise PoolError(
+                f"{index_file} is not a version-{POOL_FORMAT_VERSION} pool index; run "
+                f"`taskscout pool verify --repair --pool {self.path}`"
+            ) from None
+        rows, problems, seen = [], {}, set()
+        for number, raw in enumerate(index.entries, start=1):
             try:
-                meta = read_json(config)
-            except ValueError:
+                row = parse_row(raw, f"{index_file} row {number}")
+            except PoolError as exc:
+                problems[f"index row {number}"] = str(exc)
                 continue
-            rows.append({"kind": config.parent.parent.name, "source": config.parent.name, **meta})
-        return rows
+            key = (row.kind, row.source)
+            if key in seen:
+                problems[label(*key)] = f"listed twice in {index_file}; run `taskscout pool verify --repair`"
+                continue
+            seen.add(key)
+            rows.append(row)
+        self._cache = (stamp, rows, problems)
+        return list(rows), dict(problems)
 
-    def reindex(self) -> int:
-        """Rebuild ``index.json`` from the entries on disk; returns the number of entries."""
-        with self._locked():
-            rows = self._scan()
-            self._write_index(rows)
-        return len(rows)
+    def _scan_v1(self) -> tuple[list[IndexRow], dict[str, str]]:
+        """Rows of a version-1 pool read from its entries (the built-in pool before migration)."""
+        rows, problems = [], {}
+        for kind, source, directory in self._entry_dirs():
+            try:
+                raw = (directory / CONFIG_FILE).read_bytes()
+                meta = parse_config(migrate_config_v1(json.loads(raw), kind), label(kind, source))
+            except (OSError, ValueError, PoolError) as exc:
+                problems[label(kind, source)] = str(exc).splitlines()[0]
+                continue
+            rows.append(IndexRow(kind=kind, source=source, config_sha256=sha256_bytes(raw), meta=meta))
+        return rows, problems
+
+    def _entry_dirs(self) -> Iterator[tuple[str, str, Path]]:
+        """(kind, source, directory) of every directory in the entry layout, names checked, no links."""
+        root = self.path / "entries"
+        if not root.is_dir() or root.is_symlink():
+            return
+        for kind_dir in sorted(root.iterdir()):
+            if kind_dir.is_symlink() or not kind_dir.is_dir():
+                continue
+            for source_dir in sorted(kind_dir.iterdir()):
+                if source_dir.is_symlink() or not source_dir.is_dir():
+                    continue
+                try:
+                    check_name(kind_dir.name, "kind")
+                    check_name(source_dir.name, "source")
+                except PoolError:
+                    continue
+                yield kind_dir.name, source_dir.name, source_dir
 
     def entries(
         self,
@@ -189,18 +240,19 @@ class Pool:
         language: str | None = None,
         task_type: str | None = None,
     ) -> list[PoolEntry]:
-        """Entries, optionally filtered by kind, base model, language and task type."""
+        """Valid entries, optionally filtered; rows that fail validation are listed in :attr:`problems`."""
+        rows, problems = self._rows()
+        self.problems = problems
         out = []
-        for row in self._read_index():
-            meta = {k: v for k, v in row.items() if k not in ("kind", "source")}
-            entry = PoolEntry(self.path, row["kind"], row["source"], meta)
-            if kind and entry.kind != kind:
+        for row in rows:
+            if kind and row.kind != kind:
                 continue
+            entry = PoolEntry(self.path, row.kind, row.source, row.meta.to_json_dict(), row.config_sha256)
             if base_model and entry.base_model != base_model:
                 continue
-            if language and meta.get("language") != language:
+            if language and entry.meta.get("language") != language:
                 continue
-            if task_type and meta.get("task_type") != task_type:
+            if task_type and entry.meta.get("task_type") != task_type:
                 continue
             out.append(entry)
         return out
@@ -214,100 +266,349 @@ class Pool:
     def has(self, kind: str, source: str) -> bool:
         return any(e.source == source for e in self.entries(kind))
 
-    # ------------------------------------------------------------------ changes
-    def add(self, kind: str, source: str, staged: Path) -> PoolEntry:
-        """Move a fully written entry directory ``staged`` into the pool and index it.
+    def _entry_dir(self, kind: str, source: str) -> Path:
+        """``entries/<kind>/<source>`` after checking the names and that no link leads out of the pool."""
+        check_name(kind, "kind")
+        check_name(source, "source")
+        directory = self.path / "entries" / kind / source
+        expected = os.path.join(os.path.realpath(self.path), "entries", kind, source)
+        if os.path.realpath(directory) != expected:
+            raise PoolError(
+                f"pool {self.path}: entries/{kind}/{source} is a link or leads outside the pool; "
+                "remove the link and run `taskscout pool verify --repair`"
+            )
+        return directory
 
-        ``staged`` must hold ``config.json``; checksums of every other file are recorded in the index.
+    # ------------------------------------------------------------------ writing: staging and publishing
+    def _require_writable(self) -> None:
+        if _is_builtin(self.path):
+            raise PoolError(_READ_ONLY.format(path=self.path))
+        if self.read_only:
+            raise PoolError(
+                f"pool {self.path} is not writable; pass a pool directory you can write with --pool"
+            )
+
+    def _locked(self) -> contextlib.AbstractContextManager[bool]:
+        return file_lock(self.path / ".lock")
+
+    @contextlib.contextmanager
+    def staging(self, purpose: str = "stage") -> Iterator[Path]:
+        """A private directory under ``.staging`` for this process, removed afterwards.
+
+        It is claimed by a lock file that the OS releases when the process dies, so the next writer can
+        tell a crashed staging (cleaned or rolled forward by :meth:`recover`) from a running one.
         """
-        _check_name(source)
-        meta = read_json(staged / "config.json")
-        meta["files"] = {f.name: sha256_file(f) for f in sorted(staged.iterdir()) if f.name != "config.json"}
-        # The entry's own config.json carries the checksums too, so a rebuilt index can still verify.
-        write_json(staged / "config.json", meta)
-        target = self.path / "entries" / kind / source
+        self._require_writable()
+        self.recover()
+        root = self.path / STAGING
+        with contextlib.ExitStack() as claim:
+            # Created and claimed under the pool lock, so `recover` never sees it unclaimed.
+            with self._locked():
+                root.mkdir(exist_ok=True)
+                fd, lock_name = tempfile.mkstemp(
+                    prefix=f"{check_name(purpose, 'purpose')}-", suffix=".lock", dir=root
+                )
+                os.close(fd)
+                lock_file = Path(lock_name)
+                claim.enter_context(file_lock(lock_file))
+                directory = lock_file.with_suffix("")
+                directory.mkdir()
+            try:
+                yield directory
+            finally:
+                # A journal left behind means a publish failed half-way: keep it for `recover`.
+                if not (directory / JOURNAL).exists():
+                    shutil.rmtree(directory, ignore_errors=True)
+                    lock_file.unlink(missing_ok=True)
+
+    def recover(self) -> list[str]:
+        """Finish or discard what crashed writers left in ``.staging``; returns what was rolled forward.
+
+        A staging whose writer died before publishing is deleted; one that died while publishing (its
+        journal is there) is rolled forward. A roll-forward that cannot finish (a damaged index) is left
+        in place and retried after `taskscout pool verify --repair`.
+        """
+        root = self.path / STAGING
+        if self.read_only or not root.is_dir():
+            return []
+        rolled: list[str] = []
         with self._locked():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            for item in sorted(root.iterdir()):
+                lock_file = item if item.suffix == ".lock" else item.with_suffix(".lock")
+                directory = item.with_suffix("") if item.suffix == ".lock" else item
+                if item.suffix != ".lock" and lock_file.exists():
+                    continue  # handled through its lock file
+                with file_lock(lock_file, wait=False) as mine:
+                    if not mine:
+                        continue  # its writer is alive
+                    if (directory / JOURNAL).is_file():
+                        try:
+                            rolled += self._apply_journal(directory)
+                        except PoolError:
+                            continue
+                    shutil.rmtree(directory, ignore_errors=True)
+                    lock_file.unlink(missing_ok=True)
+        return rolled
+
+    def _publish(self, stage: Path, add: list[tuple[str, str]], remove: list[tuple[str, str]]) -> None:
+        """Make staged entries (``stage/new/<kind>/<source>``) visible and removed ones invisible, at once.
+
+        The journal written first lets :meth:`recover` roll an interrupted publish forward.
+        """
+        with self._locked():
+            write_json(stage / JOURNAL, {"add": [list(k) for k in add], "remove": [list(k) for k in remove]})
+            self._apply_journal(stage)
+
+    def _apply_journal(self, stage: Path) -> list[str]:
+        """Apply (idempotently) a staged change; called with the pool lock held."""
+        journal = read_json(stage / JOURNAL)
+        add = [(check_name(k, "kind"), check_name(s, "source")) for k, s in journal.get("add", [])]
+        remove = [(check_name(k, "kind"), check_name(s, "source")) for k, s in journal.get("remove", [])]
+        # Read the index before moving anything: a damaged index must stop the change, not half of it.
+        rows, _ = self._rows() if (self.path / "index.json").exists() else ([], {})
+        old = stage / "old"
+        for kind, source in remove + add:
+            target = self._entry_dir(kind, source)
+            new = stage / "new" / kind / source
+            if (kind, source) in add and not new.exists():
+                continue  # moved in before the crash
             if target.exists():
-                shutil.rmtree(target)
-            shutil.move(str(staged), str(target))
-            rows = [r for r in self._read_index() if not (r["kind"] == kind and r["source"] == source)]
-            rows.append({"kind": kind, "source": source, **meta})
-            self._write_index(rows)
-        return PoolEntry(self.path, kind, source, meta)
+                (old / kind).mkdir(parents=True, exist_ok=True)
+                os.replace(target, old / kind / f"{source}.{len(list((old / kind).iterdir()))}")
+            if (kind, source) in add:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, target)
+        changed = set(add) | set(remove)
+        rows = [r for r in rows if (r.kind, r.source) not in changed]
+        for kind, source in add:
+            config, digest = verify_entry_dir(self._entry_dir(kind, source), label(kind, source))
+            rows.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
+        self._write_index(rows)
+        (stage / JOURNAL).unlink()
+        shutil.rmtree(old, ignore_errors=True)
+        return [label(*k) for k in add]
+
+    def _write_index(self, rows: list[IndexRow]) -> None:
+        rows = sorted(rows, key=lambda r: (r.kind, r.source))
+        write_json(
+            self.path / "index.json",
+            {"format_version": POOL_FORMAT_VERSION, "entries": [r.model_dump(mode="json") for r in rows]},
+        )
+
+    # ------------------------------------------------------------------ writing: changes
+    def add_entry(
+        self, kind: str, source: str, files: Mapping[str, str | os.PathLike[str]], meta: Mapping[str, Any]
+    ) -> PoolEntry:
+        """Add (or replace) the entry ``kind/source`` made of ``files`` (name -> path) and metadata ``meta``.
+
+        The files are copied into staging, their checksums recorded in the entry's ``config.json`` (``meta``
+        plus ``files``), the config validated, and the entry published atomically.
+        """
+        check_name(kind, "kind")
+        check_name(source, "source")
+        with self.staging("add") as stage:
+            new = stage / "new" / kind / source
+            new.mkdir(parents=True)
+            checksums = {}
+            for name, file in sorted(files.items()):
+                if check_name(name, "file name") == CONFIG_FILE:
+                    raise PoolError("pass an entry's metadata as meta, not as a config.json file")
+                try:
+                    shutil.copyfile(file, new / name)
+                except OSError as exc:
+                    raise PoolError(f"cannot read entry file {file}: {exc.strerror or exc}") from None
+                checksums[name] = sha256_file(new / name)
+            config = parse_config({**dict(meta), "files": checksums}, f"new entry {label(kind, source)}")
+            write_json(new / CONFIG_FILE, config.to_json_dict())
+            self._publish(stage, add=[(kind, source)], remove=[])
+        return self.get(kind, source)
+
+    def add(self, kind: str, source: str, staged: Path) -> PoolEntry:
+        """Add the entry written to directory ``staged`` (its files plus a ``config.json`` of metadata)."""
+        staged = Path(staged)
+        try:
+            meta = read_json(staged / CONFIG_FILE)
+        except (OSError, ValueError) as exc:
+            raise PoolError(f"staged entry {staged}: unreadable config.json ({type(exc).__name__})") from None
+        if not isinstance(meta, dict):
+            raise PoolError(f"staged entry {staged}: config.json must be a JSON object")
+        meta.pop("files", None)
+        files = {f.name: f for f in sorted(staged.iterdir()) if f.name != CONFIG_FILE}
+        return self.add_entry(kind, source, files, meta)
 
     def remove(self, source: str, kind: str | None = None) -> int:
         """Remove a source's entries (of one kind, or all kinds); returns how many were removed."""
-        with self._locked():
-            rows = self._read_index()
-            keep, gone = [], []
-            for row in rows:
-                (gone if row["source"] == source and (kind is None or row["kind"] == kind) else keep).append(
-                    row
-                )
-            for row in gone:
-                shutil.rmtree(self.path / "entries" / row["kind"] / row["source"], ignore_errors=True)
-            self._write_index(keep)
+        self._require_writable()
+        gone = [(e.kind, e.source) for e in self.entries(kind) if e.source == source]
         if not gone:
             raise PoolError(f"pool {self.path} has no entry for {source!r}; see `taskscout pool list`")
+        with self.staging("remove") as stage:
+            self._publish(stage, add=[], remove=gone)
         return len(gone)
 
     def update_info(self, **fields: Any) -> None:
+        self._require_writable()
         with self._locked():
             self.info.update(fields)
             write_json(self.path / "pool.json", self.info)
 
-    # ------------------------------------------------------------------ sharing
-    def export(self, archive: str | Path, sources: list[str] | None = None) -> Path:
-        """Write the pool (or some sources) as a ``.tar.gz`` that ``import_archive`` reads."""
-        archive = Path(archive)
-        from taskscout.io import atomic_path
+    def reindex(self) -> int:
+        """Rebuild ``index.json`` from the verified entries on disk; returns the number of entries."""
+        return len(self.verify(repair=True).ok)
 
-        with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
-            tar.add(self.path / "pool.json", arcname="pool.json")
-            for entry in self.entries():
-                if sources and entry.source not in sources:
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Re-check every entry; with ``repair``, rebuild the index from the entries that verify.
+
+        Broken entries are reported (and, when repairing, left out of the index, their files kept for
+        inspection); directories in the entry layout without an index row are reported as unindexed, or
+        indexed if they verify when repairing.
+        """
+        report = VerifyReport()
+        if repair:
+            self._require_writable()
+            self.recover()
+        try:
+            rows, problems = self._rows()
+        except PoolError as exc:
+            if not repair:
+                raise
+            rows, problems = [], {"index.json": str(exc)}
+        indexed = {(r.kind, r.source): r for r in rows}
+        report.broken.update(problems)
+        good: list[IndexRow] = []
+        for (kind, source), row in sorted(indexed.items()):
+            name = label(kind, source)
+            try:
+                directory = self._entry_dir(kind, source)
+                config, digest = verify_entry_dir(directory, name, row.config_sha256)
+            except PoolError as exc:
+                report.broken[name] = str(exc)
+                if not repair or "config.json" not in str(exc) or "checksum" not in str(exc):
                     continue
-                tar.add(entry.path, arcname=f"entries/{entry.kind}/{entry.source}")
+                # An edited config whose files still verify: repairing trusts the config on disk.
+                try:
+                    config, digest = verify_entry_dir(directory, name)
+                except PoolError as again:
+                    report.broken[name] = str(again)
+                    continue
+                report.broken.pop(name)
+                report.reindexed.append(name)
+            good.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
+        for kind, source, directory in self._entry_dirs():
+            if (kind, source) in indexed:
+                continue
+            try:
+                config, digest = verify_entry_dir(directory, label(kind, source))
+            except PoolError as exc:
+                report.unindexed[label(kind, source)] = str(exc)
+                continue
+            if repair:
+                good.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
+            else:
+                report.unindexed[label(kind, source)] = "verifies but has no index row (--repair adds it)"
+        report.ok = [label(r.kind, r.source) for r in good]
+        if repair:
+            with self._locked():
+                self._write_index(good)
+            report.repaired = True
+        return report
+
+    def _migrate(self) -> None:
+        """Rewrite a version-1 pool in the current format (configs, index with config checksums)."""
+        with self._locked():
+            rows = []
+            for kind, source, directory in self._entry_dirs():
+                where = label(kind, source)
+                try:
+                    config = parse_config(
+                        migrate_config_v1(read_json(directory / CONFIG_FILE), kind), f"pool entry {where}"
+                    )
+                    write_json(directory / CONFIG_FILE, config.to_json_dict())
+                    config, digest = verify_entry_dir(directory, where)
+                except (OSError, ValueError, PoolError) as exc:
+                    self.problems[where] = f"not migrated: {str(exc).splitlines()[0]}"
+                    continue
+                rows.append(IndexRow(kind=kind, source=source, config_sha256=digest, meta=config))
+            self._write_index(rows)
+            self.info["format_version"] = POOL_FORMAT_VERSION
+            write_json(self.path / "pool.json", self.info)
+
+    # ------------------------------------------------------------------ sharing
+    def export(self, archive: str | os.PathLike[str], sources: list[str] | None = None) -> Path:
+        """Write the pool (or some sources) as a ``.tar.gz`` that :meth:`import_archive` reads.
+
+        Entries are verified first, so an export never re-signs a damaged file.
+        """
+        archive = Path(archive)
+        chosen = [e for e in self.entries() if not sources or e.source in sources]
+        for entry in chosen:
+            entry.verify()
+        index = {
+            "format_version": POOL_FORMAT_VERSION,
+            "entries": [
+                {"kind": e.kind, "source": e.source, "config_sha256": e.config_sha256, "meta": e.meta}
+                for e in chosen
+            ],
+        }
+        info = {**self.info, "format_version": POOL_FORMAT_VERSION}
+        try:
+            with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+                add_bytes(tar, "pool.json", json_bytes(info))
+                add_bytes(tar, "index.json", json_bytes(index))
+                for entry in chosen:
+                    for file in sorted(entry.path.iterdir()):
+                        add_bytes(tar, f"entries/{entry.kind}/{entry.source}/{file.name}", file.read_bytes())
+        except OSError as exc:
+            raise PoolError(f"cannot write pool archive {archive}: {exc.strerror or exc}") from None
         return archive
 
-    def import_archive(self, archive: str | Path, *, overwrite: bool = False) -> list[str]:
-        """Add the entries of an exported archive; entries whose checksums fail are rejected."""
-        import tempfile
+    def import_archive(
+        self,
+        archive: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        max_bytes: int = DEFAULT_IMPORT_MAX_BYTES,
+        max_files: int = DEFAULT_IMPORT_MAX_FILES,
+        max_ratio: float = DEFAULT_IMPORT_MAX_RATIO,
+    ) -> list[str]:
+        """Add the entries of an exported archive, all or nothing; returns the ``kind/source`` imported.
 
+        Nothing is written outside ``.staging`` until every member has been checked (regular files and
+        directories in the entry layout only, within ``max_bytes`` / ``max_files`` / ``max_ratio``) and
+        every entry verified against the checksums the archive claims; then all entries are published
+        at once. Existing entries are kept unless ``overwrite``.
+        """
+        self._require_writable()
         archive = Path(archive)
-        if not archive.exists():
-            raise PoolError(f"pool archive {archive} does not exist")
-        added = []
-        with tempfile.TemporaryDirectory(dir=self.path) as tmp:
-            try:
-                with tarfile.open(archive, "r:*") as tar:
-                    tar.extractall(tmp, filter="data")
-            except (tarfile.TarError, OSError) as exc:
-                raise PoolError(f"cannot read pool archive {archive}: {exc}") from None
-            imported = Pool(tmp) if (Path(tmp) / "pool.json").exists() else None
-            if imported is None:
-                raise PoolError(f"{archive} is not a taskscout pool archive (no pool.json)")
-            for row in imported._scan():
-                staged = Path(tmp) / "entries" / row["kind"] / row["source"]
-                if self.has(row["kind"], row["source"]) and not overwrite:
-                    continue
-                digest = row.get("sha256")
-                weights = staged / "esm.safetensors"
-                if digest and weights.exists() and sha256_file(weights) != digest:
-                    raise PoolError(
-                        f"{archive}: entry {row['kind']}/{row['source']} fails its checksum; not imported"
-                    )
-                self.add(row["kind"], row["source"], staged)
-                added.append(f"{row['kind']}/{row['source']}")
-        return added
+        if not archive.is_file():
+            raise PoolError(f"pool archive {archive} does not exist or is not a file")
+        with self.staging("import") as stage:
+            unpacked = stage / "archive"
+            unpack_checked(archive, unpacked, max_bytes=max_bytes, max_files=max_files, max_ratio=max_ratio)
+            verified = verify_archive(unpacked, archive)
+            existing = {(e.kind, e.source) for e in self.entries()}
+            add = [key for key in verified if overwrite or key not in existing]
+            for kind, source in add:
+                (stage / "new" / kind).mkdir(parents=True, exist_ok=True)
+                os.replace(unpacked / "entries" / kind / source, stage / "new" / kind / source)
+            if add:
+                self._publish(stage, add=add, remove=[])
+        return [label(*k) for k in add]
 
 
-def _check_name(source: str) -> None:
-    if not source or "/" in source or source.startswith(".") or json.dumps(source) != f'"{source}"':
-        raise PoolError(f"invalid source name {source!r}: use letters, digits, '_', '-' and '.'")
+_READ_ONLY = (
+    "{path} is the built-in pool, which is read-only; pass a pool you own with --pool "
+    "(e.g. $TASKSCOUT_HOME/pools/local)"
+)
 
 
-def open_pool(path: str | Path | None = None) -> Pool:
+def _is_builtin(path: Path) -> bool:
+    try:
+        return os.path.realpath(path) == os.path.realpath(default_pool_path())
+    except OSError:
+        return False
+
+
+def open_pool(path: str | os.PathLike[str] | None = None) -> Pool:
     """Open ``path``, or the built-in pool when ``path`` is None."""
     return Pool(default_pool_path() if path is None else path)
