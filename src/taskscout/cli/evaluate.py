@@ -41,7 +41,7 @@ def transfer(
         str | None, typer.Option(help="Label column of a target file (default: inferred).")
     ] = None,
     benchmark: Annotated[
-        bool, typer.Option(help="Use the standard benchmark's sources and targets.")
+        bool, typer.Option(help="Use the benchmark suite's sources and targets for --protocol.")
     ] = False,
     protocol: ProtocolOpt = "small-v1",
     db: Annotated[Path | None, typer.Option(help="SQLite results file (default: $TASKSCOUT_HOME).")] = None,
@@ -79,7 +79,8 @@ def transfer(
     """
     from taskscout.cluster import RayOptions
     from taskscout.devices import resolve_device
-    from taskscout.evaluate.benchmark import BENCHMARK_TARGETS, benchmark_sources, duplicate_checker
+    from taskscout.evaluate.benchmark import duplicate_checker
+    from taskscout.evaluate.suites import get_suite
     from taskscout.evaluate.transfer import (
         BASELINE,
         ResultStore,
@@ -91,8 +92,9 @@ def transfer(
 
     chosen = get_protocol(protocol)
     if benchmark:
-        sources = list(sources or []) or benchmark_sources()
-        targets = list(targets or []) or list(BENCHMARK_TARGETS)
+        suite = get_suite(protocol)
+        sources = list(sources or []) or list(suite.sources)
+        targets = list(targets or []) or list(suite.targets)
     if not sources or not targets:
         raise typer.BadParameter("give --source and --target tasks, or --benchmark")
     sources = [s.removeprefix("catalog:") for s in sources]
@@ -172,8 +174,8 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
         protocol={"name": protocol.name, "hash": protocol.hash(), **protocol.to_dict()},
         records=records,
         meta={
-            "regenerate": f"taskscout transfer --benchmark --restore {path.with_suffix('.runs.csv')} "
-            f"--export {path}",
+            "regenerate": f"taskscout transfer --benchmark --protocol {protocol.name} "
+            f"--restore {path.with_suffix('.runs.csv')} --export {path}",
             "versions": versions,
             "runs": len(frame),
             "compute_seconds": round(float(frame["seconds"].sum()), 1),

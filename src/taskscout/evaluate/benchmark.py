@@ -24,28 +24,18 @@ from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
+from taskscout.evaluate.suites import SMALL_V1
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
 from taskscout.io import file_lock, read_json, sha256_bytes, write_json
 from taskscout.pool.store import Pool
 from taskscout.rank import DUPLICATE_OVERLAP
 
-BENCHMARK_TARGETS: tuple[str, ...] = (
-    "rt_sentiment",
-    "drugreview_sentiment",
-    "debates2016_party",
-    "newsarticles_source",
-    "chatterbot_topic_en",
-    "wordnet_verb_supersense",
-    "whissell_pleasantness",
-    "sotu_year",
-)
+BENCHMARK_TARGETS: tuple[str, ...] = SMALL_V1.targets
 
 
 def benchmark_sources() -> list[str]:
-    """Every catalog task that is not a benchmark target."""
-    from taskscout.data import catalog
-
-    return [e.name for e in catalog.list_tasks() if e.name not in BENCHMARK_TARGETS]
+    """small-v1's sources (the first catalog's tasks that are not its targets); see :mod:`.suites`."""
+    return list(SMALL_V1.sources)
 
 
 def catalog_loader() -> Callable[[str], Task]:
