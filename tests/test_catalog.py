@@ -808,3 +808,33 @@ def test_fetch_real_task(name: str, _home: Path) -> None:
     else:
         assert 11000 <= man["rows"] <= 11600 and set(task.label_names or []) == {"Democratic", "Republican"}
     assert catalog.fetch([name], progress=False) == [man]  # idempotent
+
+
+def test_extract_tar_checks_paths_itself(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    def tar_with(*members: tuple[str, bytes | None, str | None]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for name, data, link in members:
+                info = tarfile.TarInfo(name)
+                if link is not None:
+                    info.type, info.linkname = tarfile.SYMTYPE, link
+                    tar.addfile(info)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    good = tmp_path / "good.tgz"
+    good.write_bytes(tar_with(("package/a.txt", b"a", None), ("package/link", None, "/etc/passwd")))
+    B.extract_tar(good, tmp_path / "x", "good.tgz")
+    assert (tmp_path / "x/package/a.txt").read_bytes() == b"a"
+    assert not (tmp_path / "x/package/link").exists()  # links are never created
+    for name in ("../escape.txt", "/abs.txt", "package/../../escape.txt"):
+        bad = tmp_path / "bad.tgz"
+        bad.write_bytes(tar_with((name, b"x", None)))
+        with pytest.raises(CatalogError, match="outside its own tree"):
+            B.extract_tar(bad, tmp_path / "y", "bad.tgz")
+    assert not (tmp_path / "escape.txt").exists() and not Path("/abs.txt").exists()

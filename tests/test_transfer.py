@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from taskscout.errors import PoolError
+from taskscout.errors import PoolError, TaskscoutError
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.transfer import (
     BASELINE,
@@ -250,3 +250,21 @@ def test_wins_table_names_the_best_method_per_target():
     wins = wins_table([result("m1", [0.0, 5.0]), result("m2", [0.0, 2.5])]).set_index("target")
     assert wins.loc["a", "best"] == "m1, m2"  # tie: both listed
     assert wins.loc["b", "best"] == "m2" and wins.loc["b", "m1"] == 5.0
+
+
+def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):
+    from taskscout.evaluate.transfer import PlannedRun, _group_order
+
+    groups = {
+        (seed, source): [PlannedRun(source, "t", seed)]
+        for seed in (0, 1)
+        for source in (BASELINE, "a", "b")
+    }
+    train = make_task("s", n=60)
+    by_source = _group_order(groups, protocol, lambda name: train, "source")
+    # Baselines first, then each source with all its seeds (uncached sources from the end of the list).
+    assert by_source == [(0, BASELINE), (1, BASELINE), (0, "b"), (1, "b"), (0, "a"), (1, "a")]
+    by_seed = _group_order(groups, protocol, lambda name: train, "seed")
+    assert by_seed == [(0, BASELINE), (0, "b"), (0, "a"), (1, BASELINE), (1, "b"), (1, "a")]
+    with pytest.raises(TaskscoutError, match="unknown run order"):
+        _group_order(groups, protocol, lambda name: train, "random")

@@ -67,6 +67,13 @@ def transfer(
             "Ray runtime; --ray auto joins this node's cluster; --ray ray://HOST:10001 connects to one.",
         ),
     ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            help="source: all seeds of a source together (each source model trained once; the default); "
+            "seed: one seed of every pair first (a complete one-seed matrix early)."
+        ),
+    ] = "source",
     ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
     ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
 ) -> None:
@@ -139,6 +146,7 @@ def transfer(
                 is_duplicate=duplicate_checker(load),
                 on_run=report,
                 device=device,
+                run_order=order,
             )
         else:
             options = RayOptions(address=ray, cpus_per_task=ray_cpus, gpus_per_task=ray_gpus)

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import unicodedata
 import zipfile
@@ -120,14 +121,33 @@ def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
 def extract_tar(
     source: str | os.PathLike[str] | io.BufferedIOBase, dest: str | os.PathLike[str], label: str
 ) -> None:
-    """Unpack the regular files of a (compressed) tar archive into ``dest``; links are skipped."""
+    """Unpack the regular files of a (compressed) tar archive into ``dest``; links and devices are skipped.
+
+    Paths are checked and files written by this code, not by ``tarfile``'s extraction filters (which
+    could be bypassed on some Python versions): a member with an absolute or ``..`` path rejects the
+    archive, even though catalog archives are pinned by sha256.
+    """
     kwargs: dict[str, Any] = (
         {"name": source} if isinstance(source, str | os.PathLike) else {"fileobj": source}
     )
+    root = Path(dest).resolve()
     try:
         with tarfile.open(mode="r:*", **kwargs) as tar:
-            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
-            tar.extractall(dest, members=members, filter="data")
+            for member in tar:
+                if not member.isfile():
+                    continue
+                parts = PurePosixPath(member.name.replace("\\", "/")).parts
+                if not parts or parts[0] == "/" or ".." in parts or "\x00" in member.name:
+                    raise CatalogError(
+                        f"{label} holds a file outside its own tree ({member.name!r}); not used"
+                    )
+                target = root.joinpath(*[part for part in parts if part != "."])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handle = tar.extractfile(member)
+                if handle is None:
+                    continue
+                with handle, open(target, "wb") as out:
+                    shutil.copyfileobj(handle, out)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise CatalogError(f"{label} is not a readable tar archive ({exc}); fetch it again") from exc
 

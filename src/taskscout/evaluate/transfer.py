@@ -314,8 +314,11 @@ def run_transfer(
     is_duplicate: Callable[[str, str], bool] = lambda s, t: s == t,
     on_run: Callable[[PlannedRun, dict[str, float], float, RunProgress], None] | None = None,
     device: str = "auto",
+    run_order: str = "source",
 ) -> int:
     """Do every planned run not yet in ``store``; returns how many this process did.
+
+    ``run_order``: ``"source"`` (all seeds of a source together) or ``"seed"`` (see ``_group_order``).
 
     Any number of processes may run this on the same store at once (start ``taskscout transfer``
     N times): before a (seed, source) group of runs a worker claims it with a lock file beside the
@@ -333,13 +336,12 @@ def run_transfer(
 
     done = 0
     while True:
-        # Work in passes over seeds: after the first pass a complete one-seed matrix exists, which
-        # is already useful for evaluation if a long job is cut short. Within a pass, runs are
-        # grouped by source so each source model is loaded once per pass.
+        # Work is claimed in (seed, source) groups, so a source's runs of one seed share one loaded
+        # model; _group_order decides whether seeds or sources come first.
         groups: dict[tuple[int, str], list[PlannedRun]] = {}
         for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate):
             groups.setdefault((run.seed, run.source), []).append(run)
-        order = _group_order(groups, protocol, source_train)
+        order = _group_order(groups, protocol, source_train, run_order)
         held_by_others = sum(not _is_free(store.claim_path(protocol, *key)) for key in order)
         for key in order:
             seed, source = key
@@ -466,26 +468,36 @@ def _group_order(
     groups: dict[tuple[int, str], list[PlannedRun]],
     protocol: TransferProtocol,
     source_train: Callable[[str], Task],
+    order: str = "source",
 ) -> list[tuple[int, str]]:
-    """The order a worker tries groups in: the lowest seed pass first; in a pass, baselines first,
-    then sources whose fine-tuned model is cached (a pool build running alongside produces them),
-    then the rest from the end of the list (pool builds go in list order, so the two meet late)."""
+    """The order a worker tries groups in.
+
+    Baselines first, then sources whose fine-tuned model is cached (a pool build running alongside
+    produces them), then the rest from the end of the list (pool builds go in list order, so the two
+    meet late). ``order="source"`` does all seeds of a source together, so each source model is
+    trained (or loaded) once and can be dropped after: what a machine whose cache does not outlive
+    the job needs. ``order="seed"`` does one seed of every pair first, so an interrupted job has a
+    complete one-seed matrix early.
+    """
     from taskscout.train.finetune import finetuned_model_dir
+
+    if order not in ("source", "seed"):
+        raise TaskscoutError(f"unknown run order {order!r}; use 'source' or 'seed'")
 
     def cached(source: str) -> bool:
         model_dir = finetuned_model_dir(source_train(source), protocol.source.model, protocol.source.train)
         return (model_dir / "finetuned.json").exists()
 
-    position = {key: i for i, key in enumerate(groups)}
-    return sorted(
-        groups,
-        key=lambda key: (
-            key[0],
-            key[1] != BASELINE,
-            key[1] == BASELINE or not cached(key[1]),
-            -position[key],
-        ),
-    )
+    first_position: dict[str, int] = {}
+    for i, (_, source) in enumerate(groups):
+        first_position.setdefault(source, i)
+
+    def key(group: tuple[int, str]) -> tuple[Any, ...]:
+        seed, source = group
+        later = (source != BASELINE, source == BASELINE or not cached(source), -first_position[source])
+        return (seed, *later) if order == "seed" else (*later, seed)
+
+    return sorted(groups, key=key)
 
 
 def aggregate_runs(frame: pd.DataFrame) -> pd.DataFrame:
