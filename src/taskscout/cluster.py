@@ -88,7 +88,9 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
 def completed(ray: Any, refs: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:
     """``(key, result)`` for each job in ``refs`` (ref -> key) as it finishes, in completion order.
 
-    A job that raised re-raises here as the job's own exception, so callers handle it as in-process.
+    A job that raised a :class:`TaskscoutError` re-raises it here unchanged (one clear line, as
+    in-process); any other failure of a job, or a job lost after its retries, becomes one
+    :class:`TaskscoutError` naming it. The jobs still pending are cancelled.
     """
     pending = dict(refs)
     while pending:
@@ -96,9 +98,13 @@ def completed(ray: Any, refs: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:
         key = pending.pop(ready[0])
         try:
             result = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
+        except ray.exceptions.RayError as exc:
             for ref in pending:
                 ray.cancel(ref)
-            raise cause from None
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, TaskscoutError):
+                raise cause from None
+            text = str(cause).strip().splitlines()
+            first = next((line for line in reversed(text) if line.strip()), type(cause).__name__)
+            raise TaskscoutError(f"Ray job {key} failed: {type(cause).__name__}: {first.strip()}") from None
         yield key, result

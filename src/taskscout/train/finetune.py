@@ -171,11 +171,15 @@ def load_backbone(model: str | nn.Module, tokenizer: Any = None) -> tuple[nn.Mod
     from transformers import AutoModel, AutoTokenizer
 
     resolved = resolve_model(model)
-    return (
-        AutoModel.from_pretrained(resolved.location),
-        AutoTokenizer.from_pretrained(resolved.location),
-        resolved.name,
-    )
+    try:
+        return (
+            AutoModel.from_pretrained(resolved.location),
+            AutoTokenizer.from_pretrained(resolved.location),
+            resolved.name,
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TaskscoutError(f"cannot load model {model!r} to fine-tune: {first}") from None
 
 
 @dataclass
