@@ -83,23 +83,31 @@ def seed_splits(
 
     A split and its mirror image are the same split (listed once). 2 seeds give 1 split, 3 seeds 3
     (one seed against the other two), 4 seeds 3, 5 seeds 10. Above ``max_splits`` a fixed-seed random
-    subset of that size is returned. Fewer than two seeds give no split.
+    subset of that size is returned (drawn without listing them all). Fewer than two seeds give no split.
     """
     seeds = tuple(sorted(seeds))
     n = len(seeds)
     if n < 2:
         return []
     half = n // 2
+    count = math.comb(n, half) // (2 if half == n - half else 1)
+    if count > max_splits:
+        # Too many to list (40 seeds: 7e10): draw distinct random halves with a fixed seed instead.
+        rng = np.random.default_rng(random_state)
+        drawn: dict[tuple[int, ...], tuple[int, ...]] = {}
+        while len(drawn) < max_splits:
+            first = tuple(sorted(rng.choice(seeds, size=half, replace=False).tolist()))
+            second = tuple(s for s in seeds if s not in first)
+            if half == n - half and first > second:
+                first, second = second, first
+            drawn.setdefault(first, second)
+        return sorted(drawn.items())
     splits = []
     for first in itertools.combinations(seeds, half):
         second = tuple(s for s in seeds if s not in first)
         if half == n - half and first > second:
             continue  # the mirror of a split already listed
         splits.append((first, second))
-    if len(splits) > max_splits:
-        rng = np.random.default_rng(random_state)
-        chosen = sorted(rng.choice(len(splits), size=max_splits, replace=False))
-        splits = [splits[i] for i in chosen]
     return splits
 
 
@@ -426,7 +434,7 @@ def paired_gain_tests(
         d = x - y
         p = float("nan")
         if len(d) >= 2:
-            if np.all(d == d[0]):
+            if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # equal up to rounding
                 p = 0.0 if d[0] > 0 else 1.0
             else:
                 p = float(stats.ttest_rel(x, y, alternative="greater").pvalue)
