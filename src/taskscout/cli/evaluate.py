@@ -212,7 +212,7 @@ def bench(
     from taskscout.errors import PoolError, TaskscoutError
     from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
-    from taskscout.evaluate.report import markdown_table, write_report
+    from taskscout.evaluate.report import compute_signal, markdown_table, write_report
     from taskscout.evaluate.transfer import get_protocol
     from taskscout.methods import registry
     from taskscout.pool.store import open_pool
@@ -239,6 +239,7 @@ def bench(
     if not results:
         where = f"pool {opened.path}" if opened else f"the rankings stored in {scores_path}"
         raise PoolError(f"no method could be evaluated on {where}; build entries with `taskscout pool build`")
-    md, page = write_report(results, gt, out)
-    console.print(markdown_table(results))
+    signal = compute_signal(results, gt)
+    md, page = write_report(results, gt, out, signal=signal)
+    console.print(markdown_table(results, signal))
     console.print(f"wrote {md} and {page}")
