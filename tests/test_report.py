@@ -189,3 +189,29 @@ def test_browser_check_catches_overflow_missing_images_and_errors(tmp_path):
     assert "table wide sticks out" in text and "boxed" not in text
     assert "image not shown: broken" in text and "console error: boom" in text
     assert "scrolls sideways" in text
+
+
+def test_cli_evaluate_prints_random_ceiling_and_p(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import taskscout.evaluate.benchmark as benchmark
+    import taskscout.pool.store as store
+    from taskscout.cli.main import app
+    from taskscout.io import write_bytes
+
+    gt = synthetic_ground_truth(n_targets=3, n_sources=6)
+    gt.save(tmp_path / "gt.json")
+    write_bytes(tmp_path / "gt.runs.csv", gt.runs.to_csv(index=False).encode())
+    result = method_result("esm-logme", gt, lambda s, t: int(s[1:]))
+    monkeypatch.setattr(benchmark, "evaluate_method", lambda *a, **k: result)
+    monkeypatch.setattr(benchmark, "catalog_loader", lambda: None)
+    monkeypatch.setattr(store, "open_pool", lambda path: None)
+    from taskscout.cli import evaluate as cli_evaluate
+
+    monkeypatch.setattr(cli_evaluate.console, "width", 200)  # one line per row
+    out = CliRunner().invoke(
+        app, ["evaluate", "--ground-truth", str(tmp_path / "gt.json")], terminal_width=200
+    )
+    assert out.exit_code == 0, out.output
+    assert "random ranking" in out.output and "noise ceiling" in out.output and "p vs random" in out.output
+    assert "reliability 1.00" in out.output

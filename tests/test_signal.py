@@ -246,3 +246,25 @@ def test_seed_table_and_runs_file(tmp_path):
 
     with pytest.raises(DataError, match="lacks columns seed, main"):
         GroundTruth.load(tmp_path / "gt.json")
+
+
+def test_signal_by_target_summarises_each_target():
+    from taskscout.evaluate.signal import signal_by_target
+
+    rows = []
+    for seed, (base, up, flat) in enumerate([(0.50, 0.60, 0.51), (0.52, 0.63, 0.52), (0.51, 0.61, 0.52)]):
+        rows += [
+            {"source": "", "target": "t", "seed": seed, "main": base},
+            {"source": "up", "target": "t", "seed": seed, "main": up},
+            {"source": "flat", "target": "t", "seed": seed, "main": flat},
+            {"source": "t", "target": "t", "seed": seed, "main": 0.99},  # the target itself: left out
+            {"source": "other", "target": "t", "seed": seed, "main": 0.40 + 0.01 * seed},
+        ]
+    out = signal_by_target(pd.DataFrame(rows)).set_index("target")
+    row = out.loc["t"]
+    assert row["seeds"] == 3 and row["sources"] == 3 and row["baseline"] == pytest.approx(0.51)
+    assert row["best_source"] == "up" and row["best_gain"] == pytest.approx(0.1033333, abs=1e-6)
+    assert row["beat_baseline"] == 2 and row["beat_p05"] == 1 and row["beat_fdr"] == 1
+    assert row["reliability"] == pytest.approx(
+        split_half_reliability(seed_table(pd.DataFrame(rows), "t"), exclude="t")
+    )

@@ -38,6 +38,7 @@ __all__ = [
     "random_null",
     "seed_splits",
     "seed_table",
+    "signal_by_target",
     "split_half_reliability",
 ]
 
@@ -454,3 +455,37 @@ def paired_gain_tests(
         frame.loc[tested, "q"] = stats.false_discovery_control(frame.loc[tested, "p"].to_numpy())
     frame["significant"] = frame["q"] < alpha
     return frame.sort_values(["gain", "source"], ascending=[False, True]).reset_index(drop=True)
+
+
+def signal_by_target(runs: pd.DataFrame, exclude_self: bool = True) -> pd.DataFrame:
+    """One row per target of a runs table (columns ``source, target, seed, main``): how much the ground
+    truth says about it.
+
+    Columns: ``target, seeds, sources, baseline`` (mean no-transfer result), ``reliability``
+    (:func:`split_half_reliability`), ``beat_baseline`` (sources with a higher mean than no transfer),
+    ``beat_p05`` (paired t-test p < 0.05, uncorrected) and ``beat_fdr`` (significant after
+    Benjamini-Hochberg correction over the target's sources; :func:`paired_gain_tests`), ``best_source``
+    and ``best_gain`` (mean difference to no transfer, in the metric's units). ``exclude_self`` leaves
+    the target out of its own sources.
+    """
+    rows = []
+    for target in sorted(runs["target"].unique()):
+        table = seed_table(runs, target)
+        exclude = target if exclude_self else None
+        tests = paired_gain_tests(table, exclude=exclude)
+        has_base = BASELINE in table.index
+        rows.append(
+            {
+                "target": target,
+                "seeds": int(table.shape[1]),
+                "sources": int(sum(1 for s in table.index if s not in (BASELINE, exclude))),
+                "baseline": float(table.loc[BASELINE].mean()) if has_base else float("nan"),
+                "reliability": split_half_reliability(table, exclude=exclude),
+                "beat_baseline": int((tests["gain"] > 0).sum()),
+                "beat_p05": int((tests["p"] < 0.05).sum()),
+                "beat_fdr": int(tests["significant"].sum()),
+                "best_source": str(tests["source"].iloc[0]) if len(tests) else "",
+                "best_gain": float(tests["gain"].iloc[0]) if len(tests) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
