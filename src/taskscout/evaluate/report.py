@@ -506,7 +506,7 @@ def tradeoff_figure(results: Sequence[MethodResult], signal: BenchmarkSignal, me
     ax.set_xlabel("P2 time per source (ms, log scale; free methods drawn at 0.01 ms)")
     ax.set_ylabel(f"mean {METRIC_LABELS.get(metric, metric)} over targets (95 % CI)")
     ax.set_title("Quality against cost (black edge: beats random, FDR 5 %)")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
