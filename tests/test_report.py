@@ -215,3 +215,43 @@ def test_cli_evaluate_prints_random_ceiling_and_p(tmp_path, monkeypatch):
     assert out.exit_code == 0, out.output
     assert "random ranking" in out.output and "noise ceiling" in out.output and "p vs random" in out.output
     assert "reliability 1.00" in out.output
+
+
+def test_heatmap_groups_by_catalog_family_when_present(monkeypatch):
+    from types import SimpleNamespace
+
+    from taskscout.data import catalog
+    from taskscout.evaluate.report import gain_heatmap
+
+    gt = synthetic_ground_truth(n_targets=2, n_sources=4)
+    families = {"s00": "topic", "s01": "sentiment", "s02": "topic", "t0": "sentiment"}
+    entries = [SimpleNamespace(name=n, family=f) for n, f in families.items()]
+    monkeypatch.setattr(catalog, "list_tasks", lambda: entries)
+    fig = gain_heatmap(gt)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["s03", "s01 [sentiment]", "s00 [topic]", "s02 [topic]"]  # no family first
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["t1", "t0 [sentiment]"]
+    monkeypatch.setattr(catalog, "list_tasks", lambda: [SimpleNamespace(name="s00")])  # no family field
+    assert [t.get_text() for t in gain_heatmap(gt).axes[0].get_yticklabels()] == ["s00", "s01", "s02", "s03"]
+
+
+def test_transfer_export_writes_paired_test_summary(tmp_path):
+    """Re-exporting the committed small-v1 runs gives its records back, with the per-target signal."""
+    from typer.testing import CliRunner
+
+    from taskscout.cli.main import app
+    from taskscout.evaluate.groundtruth import default_ground_truth_path
+    from taskscout.io import read_json
+
+    committed = default_ground_truth_path("small-v1")
+    runs = committed.with_suffix(".runs.csv")
+    out = tmp_path / "gt.json"
+    args = ["transfer", "--benchmark", "--restore", str(runs), "--export-only", "--export", str(out)]
+    result = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "runs.sqlite")])
+    assert result.exit_code == 0, result.output
+    exported, original = read_json(out), read_json(committed)
+    assert exported["records"] == original["records"]
+    summary = {row["target"]: row for row in exported["significance"]}
+    assert len(summary) == 8 and summary["drugreview_sentiment"]["beat_p05"] == 0
+    assert 0.0 < summary["wordnet_verb_supersense"]["reliability"] < 1.0
+    assert all(row["beat_fdr"] == 0 for row in summary.values())  # small-v1: nothing survives correction

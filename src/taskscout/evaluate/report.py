@@ -585,7 +585,7 @@ def _catalog_groups(names: Sequence[str]) -> dict[str, str]:
 def gain_heatmap(gt: GroundTruth, signal: BenchmarkSignal | None = None):
     """Transfer gain (points over no transfer) per source and target; sources (and targets) grouped by
     catalog family when the catalog has one. ``*``: beats the baseline after FDR correction over the
-    target's sources; ``·``: p < 0.05 uncorrected (paired t-test over seeds)."""
+    target's sources; ``•``: p < 0.05 uncorrected (paired t-test over seeds)."""
     plt = _pyplot()
     targets, sources = gt.complete_targets(), gt.sources
     groups = _catalog_groups([*targets, *sources])
@@ -612,11 +612,11 @@ def gain_heatmap(gt: GroundTruth, signal: BenchmarkSignal | None = None):
             tests = tests.set_index("source")
             for i, s in enumerate(sources):
                 if s in tests.index:
-                    mark = "*" if tests.loc[s, "significant"] else ("·" if tests.loc[s, "p"] < ALPHA else "")
+                    mark = "*" if tests.loc[s, "significant"] else ("•" if tests.loc[s, "p"] < ALPHA else "")
                     if mark:
-                        ax.text(j, i, mark, ha="center", va="center", fontsize=9)
+                        ax.text(j, i, mark, ha="center", va="center", fontsize=11, fontweight="bold")
     fig.colorbar(image, ax=ax, label="gain over no transfer (points)", shrink=0.6)
-    ax.set_title("Transfer gains (grey: not run; * FDR 5 %, · p < 0.05 uncorrected)", fontsize=10)
+    ax.set_title("Transfer gains (grey: not run; * FDR 5 %, • p < 0.05 uncorrected)", fontsize=10)
     return fig
 
 
