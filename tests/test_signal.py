@@ -268,3 +268,17 @@ def test_signal_by_target_summarises_each_target():
     assert row["reliability"] == pytest.approx(
         split_half_reliability(seed_table(pd.DataFrame(rows), "t"), exclude="t")
     )
+
+
+def test_signal_measures_are_exported_from_the_package():
+    import taskscout.evaluate as evaluate
+    from taskscout.evaluate import signal
+
+    for name in signal.__all__:
+        if name != "lower_is_better":
+            assert getattr(evaluate, name) is getattr(signal, name)
+    assert evaluate.random_expectation is random_expectation  # twice: nothing rebinds the name
+    assert evaluate.random_expectation is random_expectation
+    assert "split_half_reliability" in dir(evaluate)
+    with pytest.raises(AttributeError):
+        _ = evaluate.no_such_measure
