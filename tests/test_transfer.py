@@ -14,7 +14,6 @@ from taskscout.evaluate.transfer import (
     aggregate_runs,
     plan_runs,
     run_transfer,
-    significant_sources,
     target_samples,
 )
 from taskscout.io import file_lock
@@ -81,8 +80,6 @@ def test_run_transfer_is_resumable(protocol, tmp_path):
 
     agg = aggregate_runs(store.frame(protocol))
     assert set(agg["source"]) == {BASELINE, "src"} and (agg["n"] == 2).all()
-    sig = significant_sources(agg)
-    assert set(sig["target"]) == {"tgt", "reg"} and (sig["sources"] == 1).all()
 
     gt = GroundTruth(protocol={"name": "tiny"}, records=agg, meta={"runs": 8})
     gt.save(tmp_path / "gt.json")

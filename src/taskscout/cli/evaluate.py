@@ -172,7 +172,8 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
     import json
 
     from taskscout.evaluate.groundtruth import GroundTruth
-    from taskscout.evaluate.transfer import aggregate_runs, significant_sources
+    from taskscout.evaluate.signal import signal_by_target
+    from taskscout.evaluate.transfer import aggregate_runs
 
     frame = store.frame(protocol)
     frame = frame[frame["target"].isin(targets) & (frame["source"].isin(sources) | (frame["source"] == ""))]
@@ -187,10 +188,11 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
             "versions": versions,
             "runs": len(frame),
             "compute_seconds": round(float(frame["seconds"].sum()), 1),
+            # Per target: reliability and sources beating no transfer in a paired test over seeds.
             # NaN is not JSON: a target without measured sources has no best gain.
             "significance": [
                 {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-                for row in significant_sources(records).to_dict(orient="records")
+                for row in signal_by_target(frame).to_dict(orient="records")
             ],
         },
     ).save(path)
@@ -208,6 +210,7 @@ def evaluate(
     """Score one method's rankings against the ground truth, per target and averaged."""
     from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
+    from taskscout.evaluate.report import TABLE_METRICS, compute_signal, format_p
     from taskscout.evaluate.transfer import get_protocol
     from taskscout.pool.store import open_pool
 
@@ -233,10 +236,25 @@ def evaluate(
         table.add_row(*[str(row[c]) if c == "target" else f"{row[c]:.3f}" for c in columns])
     table.add_section()
     table.add_row("mean", *[f"{result.summary[c]['mean']:.3f}" for c in columns[1:]])
+    signal = compute_signal([result], gt)
+    table.add_row("random ranking", *[f"{signal.random.get(c, float('nan')):.3f}" for c in columns[1:]])
+    ceiling = signal.ceiling_summary()
+    if ceiling:
+        table.add_row(
+            "noise ceiling", *[f"{ceiling.get(c, {}).get('mean', float('nan')):.3f}" for c in columns[1:]]
+        )
+    table.add_row(
+        "p vs random",
+        *[
+            format_p(signal.p_values[method].get(c, float("nan"))) if c in TABLE_METRICS else ""
+            for c in columns[1:]
+        ],
+    )
     console.print(table)
     console.print(
         f"P2: {result.p2_ms_per_source:.1f} ms per source; {result.storage_bytes_per_source / 1024:.0f} KB "
-        "per source in the pool"
+        "per source in the pool. p: one-sided permutation test of the mean over targets against random "
+        f"rankings of the same sources; ground-truth reliability {signal.mean_reliability:.2f} (split-half)."
     )
 
 
@@ -271,7 +289,7 @@ def bench(
     from taskscout.errors import PoolError, TaskscoutError
     from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
-    from taskscout.evaluate.report import markdown_table, write_report
+    from taskscout.evaluate.report import compute_signal, markdown_table, write_report
     from taskscout.evaluate.transfer import get_protocol
     from taskscout.methods import registry
     from taskscout.pool.store import open_pool
@@ -298,6 +316,7 @@ def bench(
     if not results:
         where = f"pool {opened.path}" if opened else f"the rankings stored in {scores_path}"
         raise PoolError(f"no method could be evaluated on {where}; build entries with `taskscout pool build`")
-    md, page = write_report(results, gt, out)
-    console.print(markdown_table(results))
+    signal = compute_signal(results, gt)
+    md, page = write_report(results, gt, out, signal=signal)
+    console.print(markdown_table(results, signal))
     console.print(f"wrote {md} and {page}")

@@ -445,11 +445,12 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """Mean over targets and its percentile-bootstrap confidence interval: ``(mean, low, high)``.
 
-    NaNs are dropped first. Resamples the ``n`` remaining values with replacement ``n_resamples`` times
-    (``numpy.random.default_rng(seed)``, so the result is deterministic for a given seed), and takes the
-    ``(1 - confidence)/2`` and ``(1 + confidence)/2`` quantiles of the resampled means (Efron's percentile
-    interval). With no value left returns ``(nan, nan, nan)``; with one value ``(value, nan, nan)``
-    (a single target says nothing about spread).
+    NaNs are dropped first. ``scipy.stats.bootstrap`` of the mean with ``method="percentile"`` (Efron's
+    percentile interval: the ``(1 - confidence)/2`` and ``(1 + confidence)/2`` quantiles of the means of
+    ``n_resamples`` resamples with replacement), seeded with ``numpy.random.default_rng(seed)`` so the
+    result is deterministic. With no value left returns ``(nan, nan, nan)``; with one value
+    ``(value, nan, nan)`` (a single target says nothing about spread); with all values equal the
+    interval is that value.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -463,16 +464,18 @@ def bootstrap_ci(
     mean = float(np.mean(x))
     if n == 1:
         return mean, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples, dtype=np.float64)
-    chunk = max(1, 1_000_000 // n)  # bound memory: chunk x n indices at a time
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = x[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return mean, float(low), float(high)
+    if np.all(x == x[0]):  # scipy warns about a degenerate distribution; the interval is the point
+        return mean, mean, mean
+    result = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def aggregate(

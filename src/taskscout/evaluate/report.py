@@ -1,215 +1,781 @@
-"""Benchmark reports: a Markdown table and a self-contained HTML page with plots.
+"""Benchmark reports: Markdown and a self-contained HTML page built around a reader's questions.
 
-Plots: Regret@k curves per method, a heat map of transfer gains (source x target, over the baseline),
-and P2 time and storage per source for each method. Images are embedded as base64 PNG so the HTML file
-is one file that opens anywhere.
+Which method should I use, how sure are we, and how does it compare with picking sources at random?
+Every results table therefore carries the random-ranking row and the noise ceiling, a permutation
+p-value against random, and the ground truth's reliability (:mod:`taskscout.evaluate.signal`).
+
+Figures are PNG embedded as base64 (one file that opens anywhere, nothing fetched at view time); the
+pages are rendered from the jinja2 templates in ``taskscout/evaluate/templates``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from taskscout.evaluate.benchmark import MethodResult
 from taskscout.evaluate.groundtruth import GroundTruth
-from taskscout.evaluate.metrics import regret_at_k
+from taskscout.evaluate.metrics import align_sources, bootstrap_ci, regret_at_k
+from taskscout.evaluate.signal import (
+    lower_is_better,
+    noise_ceiling,
+    paired_gain_tests,
+    permutation_p_value,
+    random_expectation,
+    random_null,
+    seed_table,
+    split_half_reliability,
+)
 from taskscout.io import write_bytes
 
 TABLE_METRICS = ("ndcg", "ndcg_vu", "regret@1", "regret@3", "regret@5", "rho", "spearman")
+METRIC_LABELS = {
+    "ndcg": "NDCG",
+    "ndcg_vu": "NDCG (gain)",
+    "regret@1": "Regret@1 %",
+    "regret@3": "Regret@3 %",
+    "regret@5": "Regret@5 %",
+    "rho": "rho",
+    "spearman": "Spearman",
+}
+PRIMARY = "ndcg"  # the papers' headline metric; the table is sorted by it and its p-value is shown
+REGRET_KS = tuple(range(1, 11))
+ALPHA = 0.05
+# Families of the methods this project ships, for colours; unknown names fall back to their prefix.
+METHOD_FAMILIES = {
+    "esm-logme": "ESM",
+    "esm-sgd-logme": "ESM",
+    "esm-mlp-logme": "ESM",
+    "logme-full": "source models",
+    "leep": "source models",
+    "nce": "source models",
+    "hscore": "source models",
+    "hscore-reg": "source models",
+    "frozen": "source models",
+    "tupate-bitfit": "TuPaTE",
+    "tupate-lora": "TuPaTE",
+    "tupate-prefix": "TuPaTE",
+    "tupate-ensemble": "TuPaTE",
+    "taskemb": "TaskEmb",
+    "curvegrad": "TaskEmb",
+    "textemb": "text statistics",
+    "vocab-overlap": "text statistics",
+    "datasize": "text statistics",
+}
+FAMILY_COLOURS = {
+    "ESM": "tab:blue",
+    "source models": "tab:orange",
+    "TuPaTE": "tab:green",
+    "TaskEmb": "tab:red",
+    "text statistics": "tab:purple",
+    "fusion": "tab:brown",
+}
 
 
-def results_table(results: list[MethodResult]) -> pd.DataFrame:
-    """One row per method: mean (95% bootstrap CI) of each metric over targets, P2 cost and storage."""
-    rows = []
+def method_family(method: str) -> str:
+    """The family a method belongs to (colour and grouping in the report)."""
+    if method.startswith("fusion:"):
+        return "fusion"
+    return METHOD_FAMILIES.get(method, method.split("-", 1)[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# The numbers behind the report
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkSignal:
+    """Everything the report says about chance and noise, computed once from results and ground truth.
+
+    Attributes:
+        random: metric -> expected mean over targets of a random ranking (exact, per target averaged).
+        random_range: metric -> (low, high) 95 % range of that mean over random rankings.
+        random_null: per target, metric -> values of random rankings (for p-values and the band).
+        p_values: method -> metric -> one-sided permutation p-value against random (pooled over targets).
+        q_primary: method -> Benjamini-Hochberg adjusted p-value of :data:`PRIMARY` over the methods.
+        reliability: target -> split-half reliability of the source ordering (NaN without runs).
+        ceiling: target -> noise-ceiling metrics; ``ceiling_random``: chance against the same halves.
+        gains: target -> paired tests of every source against the baseline.
+    """
+
+    random: dict[str, float]
+    random_range: dict[str, tuple[float, float]]
+    p_values: dict[str, dict[str, float]]
+    q_primary: dict[str, float]
+    reliability: dict[str, float]
+    ceiling: dict[str, dict[str, float]]
+    ceiling_random: dict[str, dict[str, float]]
+    gains: dict[str, pd.DataFrame]
+    random_null: dict[str, dict[str, np.ndarray]] = field(repr=False, default_factory=dict)
+    n_permutations: int = 0
+
+    @property
+    def mean_reliability(self) -> float:
+        values = [v for v in self.reliability.values() if math.isfinite(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def ceiling_summary(self) -> dict[str, dict[str, float]]:
+        """Mean over targets and bootstrap CI of each noise-ceiling metric (like a method's summary)."""
+        return _summaries(self.ceiling)
+
+    def significant(self, method: str) -> bool:
+        return self.q_primary.get(method, float("nan")) < ALPHA
+
+
+def _summaries(per_target: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    metrics = sorted({m for row in per_target.values() for m in row})
+    out = {}
+    for m in metrics:
+        values = [per_target[t].get(m, float("nan")) for t in sorted(per_target)]
+        mean, low, high = bootstrap_ci(values)
+        out[m] = {"mean": mean, "ci_low": low, "ci_high": high}
+    return out
+
+
+def compute_signal(
+    results: Sequence[MethodResult],
+    gt: GroundTruth,
+    *,
+    n_permutations: int = 2000,
+    random_state: int = 0,
+    ks: Sequence[int] = REGRET_KS,
+) -> BenchmarkSignal:
+    """Random expectation and null, p-values, reliability, noise ceiling and paired gain tests."""
+    targets = gt.complete_targets()
+    metric_ks = sorted({1, 3, 5, *ks})
+    null_cache: dict[tuple[str, tuple[str, ...]], dict[str, np.ndarray]] = {}
+
+    def null_for(target: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        key = (target, names)
+        if key not in null_cache:
+            truth = gt.truth(target)
+            null_cache[key] = random_null(
+                {s: truth[s] for s in names},
+                gt.baseline(target),
+                ks=metric_ks,
+                n_permutations=n_permutations,
+                random_state=random_state,
+            )
+        return null_cache[key]
+
+    # Random rankings of every measured source of each target (the "random" row).
+    all_sources = {t: tuple(sorted(align_sources(gt.truth(t), gt.truth(t), t).names)) for t in targets}
+    exact = {t: random_expectation(gt.truth(t), gt.baseline(t), t, ks=metric_ks) for t in targets}
+    random_mean, random_range = {}, {}
+    for metric in exact[targets[0]] if targets else ():
+        values = [exact[t][metric] for t in targets if math.isfinite(exact[t][metric])]
+        random_mean[metric] = float(np.mean(values)) if values else float("nan")
+        if metric == "kendall":
+            continue
+        stack = np.vstack([null_for(t, all_sources[t])[metric] for t in targets])
+        means = np.nanmean(stack, axis=0) if np.isfinite(stack).any() else stack[0]
+        low, high = np.nanquantile(means, [0.025, 0.975]) if np.isfinite(means).any() else (np.nan, np.nan)
+        random_range[metric] = (float(low), float(high))
+
+    p_values: dict[str, dict[str, float]] = {}
     for r in results:
-        row: dict[str, object] = {"method": r.method}
-        for metric in TABLE_METRICS:
-            s = r.summary.get(metric, {})
-            row[metric] = s.get("mean", float("nan"))
-            row[f"{metric}_ci"] = (s.get("ci_low", float("nan")), s.get("ci_high", float("nan")))
-        row["p2_ms_per_source"] = r.p2_ms_per_source
-        row["storage_kb_per_source"] = r.storage_bytes_per_source / 1024
-        # Targets the method could rank (LEEP, NCE and H-score skip regression targets).
-        row["targets"] = int(r.per_target["regret@1"].notna().sum()) if len(r.per_target) else 0
+        frame = r.per_target.set_index("target") if len(r.per_target) else pd.DataFrame()
+        used = [t for t in targets if t in r.scores and t in frame.index]
+        nulls = {
+            t: null_for(t, tuple(sorted(align_sources(r.scores[t], gt.truth(t), t).names))) for t in used
+        }
+        p_values[r.method] = {
+            m: permutation_p_value([float(frame.loc[t, m]) for t in used], [nulls[t][m] for t in used], m)
+            for m in TABLE_METRICS
+            if m in frame.columns
+        }
+    primary = {m: p[PRIMARY] for m, p in p_values.items() if math.isfinite(p.get(PRIMARY, float("nan")))}
+    adjusted = stats.false_discovery_control(list(primary.values())) if primary else []
+    q_primary = dict(zip(primary, map(float, adjusted), strict=True))
+
+    reliability, ceiling, ceiling_random, gains = {}, {}, {}, {}
+    for t in targets:
+        table = seed_table(gt.runs, t) if gt.runs is not None else pd.DataFrame()
+        reliability[t] = split_half_reliability(table, exclude=t) if not table.empty else float("nan")
+        if not table.empty:
+            c = noise_ceiling(table, t, ks=metric_ks)
+            if c.metrics:
+                ceiling[t], ceiling_random[t] = c.metrics, c.random
+            gains[t] = paired_gain_tests(table, exclude=t)
+    return BenchmarkSignal(
+        random=random_mean,
+        random_range=random_range,
+        p_values=p_values,
+        q_primary=q_primary,
+        reliability=reliability,
+        ceiling=ceiling,
+        ceiling_random=ceiling_random,
+        gains=gains,
+        random_null={t: null_for(t, all_sources[t]) for t in targets},
+        n_permutations=n_permutations,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting: as many digits as the confidence intervals justify, units on costs
+# --------------------------------------------------------------------------------------------------
+
+
+def decimals_for(half_width: float) -> int:
+    """Decimals that show a ± half-width with one significant digit (two when it starts with 1)."""
+    if not (math.isfinite(half_width) and half_width > 0):
+        return 2
+    exponent = math.floor(math.log10(half_width))
+    leading = half_width / 10**exponent
+    return max(0, -exponent + (1 if leading < 2 else 0))
+
+
+def format_ci(mean: float, half_width: float, decimals: int) -> str:
+    """``76.9 ±6.1`` style; the half-width is omitted when unknown."""
+    if not math.isfinite(mean):
+        return "–"
+    if not math.isfinite(half_width):
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ±{half_width:.{decimals}f}"
+
+
+def format_duration_ms(ms: float) -> str:
+    """A per-source time with its unit: ``0.3 ms``, ``8.5 ms``, ``1.8 s``, ``2.1 min``."""
+    if not math.isfinite(ms):
+        return "–"
+    if ms < 0.05:
+        return "<0.1 ms"
+    if ms < 1000:
+        return f"{ms:.2g} ms" if ms < 10 else f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2g} s" if ms < 10_000 else f"{ms / 1000:.0f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def format_bytes(n: float) -> str:
+    """A size with its unit (powers of 1,024): ``0 B``, ``74 KB``, ``1.2 MB``."""
+    if not math.isfinite(n):
+        return "–"
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.2g} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{n:.0f} B"
+
+
+def format_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
+def _half_width(summary: dict[str, float]) -> float:
+    low, high = summary.get("ci_low", float("nan")), summary.get("ci_high", float("nan"))
+    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+
+
+def sort_by_quality(results: Sequence[MethodResult], metric: str = PRIMARY) -> list[MethodResult]:
+    """Best first by the mean of ``metric`` (methods without a value last)."""
+    sign = 1.0 if lower_is_better(metric) else -1.0
+
+    def key(r: MethodResult) -> tuple[bool, float, str]:
+        mean = r.summary.get(metric, {}).get("mean", float("nan"))
+        return (not math.isfinite(mean), sign * mean if math.isfinite(mean) else 0.0, r.method)
+
+    return sorted(results, key=key)
+
+
+def results_table(results: Sequence[MethodResult], signal: BenchmarkSignal | None = None) -> pd.DataFrame:
+    """One row per method (sorted by quality), then the random and noise-ceiling rows, as strings.
+
+    Columns: method, one ``mean ±half-width`` cell per metric of :data:`TABLE_METRICS` (95 %
+    bootstrap CI over targets; rounded per column to what the narrowest interval justifies), the
+    permutation p-value of :data:`PRIMARY` against random with ``*`` when significant after
+    Benjamini-Hochberg correction over the methods, P2 time and storage per source, targets ranked.
+    """
+    ordered = sort_by_quality(results)
+    rows: list[dict[str, object]] = []
+    for r in ordered:
+        rows.append(
+            {
+                "method": r.method,
+                **{
+                    m: (r.summary.get(m, {}).get("mean", np.nan), _half_width(r.summary.get(m, {})))
+                    for m in TABLE_METRICS
+                },
+                "p": r.method,
+                "p2": format_duration_ms(r.p2_ms_per_source),
+                "storage": format_bytes(r.storage_bytes_per_source),
+                "targets": int(r.per_target["regret@1"].notna().sum()) if len(r.per_target) else 0,
+            }
+        )
+    n_targets = max((row["targets"] for row in rows), default=0)
+    if signal is not None:
+        random_row: dict[str, object] = {"method": REFERENCE_ROWS[0]}
+        for m in TABLE_METRICS:
+            low, high = signal.random_range.get(m, (np.nan, np.nan))
+            random_row[m] = (signal.random.get(m, np.nan), (high - low) / 2)
+        rows.append({**random_row, "p": "", "p2": "–", "storage": "–", "targets": n_targets})
+        ceiling = signal.ceiling_summary()
+        if ceiling:
+            ceiling_row: dict[str, object] = {"method": REFERENCE_ROWS[1]}
+            for m in TABLE_METRICS:
+                s = ceiling.get(m, {})
+                ceiling_row[m] = (s.get("mean", np.nan), _half_width(s))
+            rows.append({**ceiling_row, "p": "", "p2": "–", "storage": "–", "targets": len(signal.ceiling)})
+    frame = pd.DataFrame(rows)
+    for m in TABLE_METRICS:
+        widths = [hw for _, hw in frame[m] if math.isfinite(hw) and hw > 0]
+        decimals = decimals_for(min(widths)) if widths else 2
+        frame[m] = [format_ci(mean, hw, decimals) for mean, hw in frame[m]]
+
+    def p_cell(method: str) -> str:
+        if not method or signal is None:
+            return ""
+        p = signal.p_values.get(method, {}).get(PRIMARY, float("nan"))
+        return format_p(p) + (" *" if signal.significant(method) else "")
+
+    frame["p"] = [p_cell(v) for v in frame["p"]]
+    return frame
+
+
+REFERENCE_ROWS = ("random ranking (expected)", "noise ceiling (half the seeds)")
+TABLE_HEADER = {
+    "method": "method",
+    **METRIC_LABELS,
+    "p": "p (NDCG vs random)",
+    "p2": "P2 time / source",
+    "storage": "storage / source",
+    "targets": "targets",
+}
+
+
+def markdown_frame(frame: pd.DataFrame, header: dict[str, str] | None = None) -> str:
+    """A DataFrame of strings/numbers as a Markdown table (pandas' own needs the optional `tabulate`)."""
+    columns = list(frame.columns)
+    names = [str((header or {}).get(c, c)) for c in columns]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(columns)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def markdown_table(results: Sequence[MethodResult], signal: BenchmarkSignal | None = None) -> str:
+    """The main results table in Markdown (the README's "Results" table)."""
+    return markdown_frame(results_table(results, signal), TABLE_HEADER)
+
+
+def main_methods(results: Sequence[MethodResult]) -> list[MethodResult]:
+    """The handful of methods the figures follow: the best, ESM-LogME and the best TuPaTE variant."""
+    ordered = sort_by_quality(results)
+    chosen: list[MethodResult] = ordered[:1]
+    by_name = {r.method: r for r in ordered}
+    if "esm-logme" in by_name:
+        chosen.append(by_name["esm-logme"])
+    tupate = [r for r in ordered if r.method.startswith("tupate")]
+    if tupate:
+        chosen.append(tupate[0])
+    unique: list[MethodResult] = []
+    for r in chosen:
+        if r not in unique:
+            unique.append(r)
+    return unique
+
+
+def per_target_table(
+    results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal
+) -> pd.DataFrame:
+    """One row per target: reliability, baseline, best source and its gain, how many sources beat the
+    baseline beyond seed noise, and each main method's first pick with its gain (points)."""
+    rows = []
+    mains = main_methods(results)
+    for t in gt.complete_targets():
+        truth, base = gt.truth(t), gt.baseline(t)
+        truth = {s: v for s, v in truth.items() if s != t}
+        best = max(truth, key=lambda s: (truth[s], s)) if truth else ""
+        gains = signal.gains.get(t)
+        row: dict[str, object] = {
+            "target": t,
+            "reliability": f"{signal.reliability.get(t, float('nan')):.2f}",
+            "no transfer": f"{100 * base:.1f}",
+            "best source": best,
+            "gain": f"{100 * (truth[best] - base):+.1f}" if best else "–",
+            "sources > baseline": "–"
+            if gains is None or gains.empty
+            else f"{int((gains['p'] < ALPHA).sum())} / {int(gains['significant'].sum())}",
+        }
+        for r in mains:
+            scores = r.scores.get(t)
+            aligned = align_sources(scores, truth, t) if scores else None
+            if aligned is None or len(aligned) == 0:
+                row[r.method] = "–"
+            else:
+                pick = aligned.names[0]
+                row[r.method] = f"{pick} ({100 * (truth[pick] - base):+.1f})"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def markdown_table(results: list[MethodResult]) -> str:
-    table = results_table(results)
-    header = [
-        "method",
-        "NDCG (Schulte)",
-        "NDCG (gain)",
-        "Regret@1",
-        "Regret@3",
-        "Regret@5",
-        "rho",
-        "Spearman",
-        "P2 ms/source",
-        "KB/source",
-        "targets",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        cells = [str(row["method"])]
-        for metric in TABLE_METRICS:
-            low, high = row[f"{metric}_ci"]
-            cells.append(
-                f"{row[metric]:.2f} [{low:.2f}, {high:.2f}]" if np.isfinite(low) else f"{row[metric]:.2f}"
-            )
-        cells += [
-            f"{row['p2_ms_per_source']:.1f}",
-            f"{row['storage_kb_per_source']:.0f}",
-            str(row["targets"]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def frame_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (pandas' own needs the optional `tabulate` package)."""
-
-    def cell(value: object) -> str:
-        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def regret_curves(results: list[MethodResult], gt: GroundTruth, ks: range = range(1, 11)):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        means = []
-        for k in ks:
-            values = [regret_at_k(r.scores[t], gt.truth(t), gt.baseline(t), k, target=t) for t in r.scores]
-            means.append(np.nanmean(values) if values else np.nan)
-        ax.plot(list(ks), means, marker="o", label=r.method)
-    ax.set_xlabel("k (sources tried)")
-    ax.set_ylabel("mean Regret@k (%)")
-    ax.set_title("Regret@k: how much worse than the best source")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return fig
-
-
-def gain_heatmap(gt: GroundTruth):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    targets, sources = gt.complete_targets(), gt.sources
-    gains = np.full((len(sources), len(targets)), np.nan)
-    for j, t in enumerate(targets):
-        truth, base = gt.truth(t), gt.baseline(t)
-        for i, s in enumerate(sources):
-            if s in truth:
-                gains[i, j] = 100 * (truth[s] - base)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(targets), 1.0 + 0.3 * len(sources)))
-    limit = np.nanmax(np.abs(gains)) if np.isfinite(gains).any() else 1.0
-    cmap = plt.get_cmap("RdBu").with_extremes(bad="lightgrey")  # grey: pairs not run, or duplicates
-    image = ax.imshow(np.ma.masked_invalid(gains), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(targets)), targets, rotation=60, ha="right")
-    ax.set_yticks(range(len(sources)), sources)
-    fig.colorbar(image, ax=ax, label="gain over no transfer (points)")
-    ax.set_title("Transfer gains (grey = not run / duplicate)")
-    return fig
-
-
-def cost_plot(results: list[MethodResult]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
-    names = [r.method for r in results]
-    left.bar(names, [r.p2_ms_per_source for r in results], color="tab:blue")
-    left.set_ylabel("ms per source (P2)")
-    right.bar(names, [r.storage_bytes_per_source / 1024 for r in results], color="tab:orange")
-    right.set_ylabel("KB per source (pool)")
-    for ax in (left, right):
-        ax.tick_params(axis="x", rotation=45)
-    return fig
-
-
-def wins_table(results: list[MethodResult], metric: str = "regret@3") -> pd.DataFrame:
+def wins_table(results: Sequence[MethodResult], metric: str = "regret@3") -> pd.DataFrame:
     """Target x method values of one metric, plus which method is best on each target (ties listed)."""
-    lower_is_better = metric.startswith("regret") or metric == "rho"
     frame = pd.DataFrame({r.method: r.per_target.set_index("target")[metric] for r in results})
-    best_value = frame.min(axis=1) if lower_is_better else frame.max(axis=1)
+    best_value = frame.min(axis=1) if lower_is_better(metric) else frame.max(axis=1)
     best = frame.apply(
         lambda row: ", ".join(m for m in frame.columns if np.isclose(row[m], best_value[row.name])), axis=1
     )
-    out = frame.round(2)
+    out = frame.round(1)
     out["best"] = best
     return out.reset_index(names="target")
 
 
-def write_report(results: list[MethodResult], gt: GroundTruth, out_dir: str | Path) -> tuple[Path, Path]:
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def tradeoff_figure(results: Sequence[MethodResult], signal: BenchmarkSignal, metric: str = PRIMARY):
+    """Quality against P2 cost per source (log axis): one labelled point per method, families coloured,
+    random and noise ceiling as reference lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 6))
+    floor = 0.01  # ms; a method that costs nothing measurable is drawn here
+    seen_families = set()
+    points: list[tuple[float, float, str]] = []
+    for r in results:
+        s = r.summary.get(metric, {})
+        mean = s.get("mean", np.nan)
+        if not math.isfinite(mean):
+            continue
+        x = max(r.p2_ms_per_source, floor) if math.isfinite(r.p2_ms_per_source) else floor
+        family = method_family(r.method)
+        colour = FAMILY_COLOURS.get(family, "tab:gray")
+        low, high = s.get("ci_low", np.nan), s.get("ci_high", np.nan)
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[[mean - low], [high - mean]] if math.isfinite(low) else None,
+            fmt="o",
+            color=colour,
+            alpha=0.9,
+            capsize=0,
+            elinewidth=0.6,
+            ecolor=(0.5, 0.5, 0.5, 0.35),
+            label=family if family not in seen_families else None,
+            markeredgecolor="black" if signal.significant(r.method) else colour,
+        )
+        seen_families.add(family)
+        points.append((x, mean, r.method.removeprefix("fusion:")))
+    ax.set_xscale("log")
+    _place_labels(fig, ax, points)
+    random = signal.random.get(metric, np.nan)
+    if math.isfinite(random):
+        low, high = signal.random_range.get(metric, (np.nan, np.nan))
+        ax.axhline(random, color="gray", linestyle="--", linewidth=1, label="random ranking (95 % range)")
+        if math.isfinite(low):
+            ax.axhspan(low, high, color="gray", alpha=0.12)
+    ceiling = signal.ceiling_summary().get(metric, {}).get("mean", np.nan)
+    if math.isfinite(ceiling):
+        ax.axhline(
+            ceiling, color="black", linestyle=":", linewidth=1.2, label="noise ceiling (half the seeds)"
+        )
+    ax.set_xlabel("P2 time per source (ms, log scale; free methods drawn at 0.01 ms)")
+    ax.set_ylabel(f"mean {METRIC_LABELS.get(metric, metric)} over targets (95 % CI)")
+    ax.set_title("Quality against cost (black edge: beats random, FDR 5 %)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
+    """Label each point where its text overlaps no earlier label (greedy over a few candidate offsets,
+    with a thin leader line when the label had to move away from its point)."""
+    fig.canvas.draw()  # fixes the axes limits and transforms used to measure the labels
+    renderer = fig.canvas.get_renderer()
+    offsets = [(5, 2), (5, -10), (-5, 2), (-5, -10), (5, 12), (-5, 12), (5, -20), (-5, -20), (5, 22)]
+    offsets += [(dx, dy) for dy in (32, -30, 42, -40, 52, -50) for dx in (8, -8)]
+    placed = []
+    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+        for dx, dy in offsets:
+            label = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7,
+                ha="left" if dx > 0 else "right",
+                arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if abs(dy) > 12 else None,
+            )
+            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            label.remove()
+        else:  # nowhere free: keep the first position
+            ax.annotate(text, (x, y), xytext=offsets[0], textcoords="offset points", fontsize=7)
+
+
+def regret_curves(
+    results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal, ks: Sequence[int] = REGRET_KS
+):
+    """Mean Regret@k over targets for the main methods, random as a band, the noise ceiling dotted."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ks = list(ks)
+    for r in main_methods(results):
+        means = []
+        for k in ks:
+            values = [regret_at_k(r.scores[t], gt.truth(t), gt.baseline(t), k, target=t) for t in r.scores]
+            finite = [v for v in values if math.isfinite(v)]
+            means.append(np.mean(finite) if finite else np.nan)
+        ax.plot(ks, means, marker="o", label=r.method, color=FAMILY_COLOURS.get(method_family(r.method)))
+    random_mean = [signal.random.get(f"regret@{k}", np.nan) for k in ks]
+    bands = [signal.random_range.get(f"regret@{k}", (np.nan, np.nan)) for k in ks]
+    ax.plot(ks, random_mean, color="gray", linestyle="--", label="random ranking (95 % range)")
+    ax.fill_between(ks, [b[0] for b in bands], [b[1] for b in bands], color="gray", alpha=0.2)
+    ceiling = signal.ceiling_summary()
+    if ceiling:
+        values = [ceiling.get(f"regret@{k}", {}).get("mean", np.nan) for k in ks]
+        ax.plot(ks, values, color="black", linestyle=":", label="noise ceiling (half the seeds)")
+    ax.set_xlabel("k (sources tried, best first)")
+    ax.set_ylabel("mean Regret@k over targets (%)")
+    ax.set_xticks(ks)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+def _catalog_groups(names: Sequence[str]) -> dict[str, str]:
+    """name -> family from the catalog's ``family`` field when it has one (empty otherwise)."""
+    try:
+        from taskscout.data import catalog
+
+        entries = {e.name: e for e in catalog.list_tasks()}
+    except Exception:  # the report must not depend on the catalog being importable or complete
+        return {}
+    groups = {n: getattr(entries.get(n), "family", None) for n in names}
+    return {n: str(g) for n, g in groups.items() if g}
+
+
+def gain_heatmap(gt: GroundTruth, signal: BenchmarkSignal | None = None):
+    """Transfer gain (points over no transfer) per source and target; sources (and targets) grouped by
+    catalog family when the catalog has one. ``*``: beats the baseline after FDR correction over the
+    target's sources; ``•``: p < 0.05 uncorrected (paired t-test over seeds)."""
+    plt = _pyplot()
+    targets, sources = gt.complete_targets(), gt.sources
+    groups = _catalog_groups([*targets, *sources])
+    sources = sorted(sources, key=lambda s: (groups.get(s, ""), s))
+    targets = sorted(targets, key=lambda t: (groups.get(t, ""), t))
+    gains = np.full((len(sources), len(targets)), np.nan)
+    for j, t in enumerate(targets):
+        truth, base = gt.truth(t), gt.baseline(t)
+        for i, s in enumerate(sources):
+            if s in truth and s != t:
+                gains[i, j] = 100 * (truth[s] - base)
+    fig, ax = plt.subplots(figsize=(2.5 + 0.75 * len(targets), 1.2 + 0.28 * len(sources)))
+    limit = np.nanmax(np.abs(gains)) if np.isfinite(gains).any() else 1.0
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="lightgrey")  # grey: pairs not run, or duplicates
+    image = ax.imshow(np.ma.masked_invalid(gains), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    label = (lambda n: f"{n} [{groups[n]}]" if n in groups else n) if groups else (lambda n: n)
+    ax.set_xticks(range(len(targets)), [label(t) for t in targets], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(sources)), [label(s) for s in sources], fontsize=8)
+    if signal is not None:
+        for j, t in enumerate(targets):
+            tests = signal.gains.get(t)
+            if tests is None or tests.empty:
+                continue
+            tests = tests.set_index("source")
+            for i, s in enumerate(sources):
+                if s in tests.index:
+                    mark = "*" if tests.loc[s, "significant"] else ("•" if tests.loc[s, "p"] < ALPHA else "")
+                    if mark:
+                        ax.text(j, i, mark, ha="center", va="center", fontsize=11, fontweight="bold")
+    fig.colorbar(image, ax=ax, label="gain over no transfer (points)", shrink=0.6)
+    ax.set_title("Transfer gains (grey: not run; * FDR 5 %, • p < 0.05 uncorrected)", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Headline and pages
+# --------------------------------------------------------------------------------------------------
+
+
+def _ceiling_text(signal: BenchmarkSignal) -> str:
+    ceiling = signal.ceiling_summary().get(PRIMARY, {}).get("mean", float("nan"))
+    return f"{ceiling:.1f}" if math.isfinite(ceiling) else "unknown (no per-seed runs)"
+
+
+def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal) -> list[str]:
+    """Two sentences computed from the results (the recommendation and why), then the reliability one."""
+    ordered = sort_by_quality(results)
+    label = METRIC_LABELS[PRIMARY]
+    random = signal.random.get(PRIMARY, float("nan"))
+    winners = [r for r in ordered if signal.significant(r.method)]
+    sentences = []
+
+    def mean_of(r: MethodResult) -> float:
+        return r.summary.get(PRIMARY, {}).get("mean", float("nan"))
+
+    if winners:
+        best = winners[0]
+        # Quality per cost: the cheapest significant method that the CIs cannot tell from the best one
+        # (its mean inside the best one's CI, or the best one's mean inside its CI).
+        low = best.summary[PRIMARY].get("ci_low", mean_of(best))
+
+        def close_to_best(r: MethodResult) -> bool:
+            s = r.summary[PRIMARY]
+            if lower_is_better(PRIMARY):
+                return mean_of(r) <= best.summary[PRIMARY].get("ci_high", mean_of(best)) or (
+                    s.get("ci_low", mean_of(r)) <= mean_of(best)
+                )
+            return mean_of(r) >= low or s.get("ci_high", mean_of(r)) >= mean_of(best)
+
+        good = [r for r in winners if close_to_best(r)] or [best]
+        pick = min(good, key=lambda r: (r.p2_ms_per_source, -mean_of(r)))
+        sentences.append(
+            f"Use **{pick.method}**: of the {len(winners)} method(s) that rank sources better than random "
+            f"after correcting for {len(results)} comparisons, it is the cheapest ("
+            f"{format_duration_ms(pick.p2_ms_per_source)} per source) whose {label} ({mean_of(pick):.1f}) is "
+            f"within the confidence interval of the best ({best.method}, {mean_of(best):.1f})."
+        )
+        sentences.append(
+            f"A random ranking of the same sources scores {label} {random:.1f} (p of {pick.method} "
+            f"against it: {format_p(signal.p_values[pick.method][PRIMARY])}); the noise ceiling is "
+            f"{_ceiling_text(signal)}."
+        )
+    else:
+        top = ordered[0] if ordered else None
+        raw = [r for r in ordered if signal.p_values.get(r.method, {}).get(PRIMARY, 1.0) < ALPHA]
+        sentences.append(
+            f"No method ranks sources better than random on this ground truth once {len(results)} "
+            f"comparisons are accounted for, so none is recommended: a random ranking scores {label} "
+            f"{random:.1f} and the best method, {top.method if top else '–'}, "
+            f"{mean_of(top):.1f} (p = {format_p(signal.p_values.get(top.method, {}).get(PRIMARY, np.nan))}"
+            f" uncorrected; {len(raw)} of {len(results)} methods have p < {ALPHA} before correction, "
+            f"about {ALPHA * len(results):.1f} would by chance)."
+            if top
+            else "No method was evaluated."
+        )
+        ceiling = signal.ceiling_summary().get(PRIMARY, {}).get("mean", float("nan"))
+        sentences.append(
+            f"The data cannot separate methods well: ranking by half of the seeds scores {ceiling:.1f} "
+            f"against the other half (the noise ceiling), so what any method can show here is small."
+            if math.isfinite(ceiling)
+            else "Without per-seed runs the noise ceiling is unknown."
+        )
+    reliable = [(t, v) for t, v in signal.reliability.items() if math.isfinite(v)]
+    if reliable:
+        lo = min(reliable, key=lambda tv: tv[1])
+        hi = max(reliable, key=lambda tv: tv[1])
+        n_seeds = int(gt.runs["seed"].nunique()) if gt.runs is not None else 0
+        sentences.append(
+            f"Ground truth `{gt.protocol.get('name', '?')}`: split-half reliability of the source ordering "
+            f"{signal.mean_reliability:.2f} on average over {len(reliable)} targets ({lo[1]:.2f} on {lo[0]} "
+            f"to {hi[1]:.2f} on {hi[0]}; 1 = the {n_seeds}-seed means would not change with more seeds, "
+            "0 = they are seed noise)."
+        )
+    return sentences
+
+
+def _markdown_inline(text: str):
+    """``**bold**`` and ```code``` of a headline sentence as HTML (everything else escaped)."""
+    import re
+
+    import markupsafe
+
+    escaped = str(markupsafe.escape(text))
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    escaped = re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+    return markupsafe.Markup(escaped)
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("taskscout.evaluate", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["markdown_inline"] = _markdown_inline
+    return env
+
+
+def write_report(
+    results: Sequence[MethodResult],
+    gt: GroundTruth,
+    out_dir: str | Path,
+    *,
+    signal: BenchmarkSignal | None = None,
+    n_permutations: int = 2000,
+) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths."""
     out_dir = Path(out_dir)
-    table = markdown_table(results)
-    per_target = "\n\n".join(f"### {r.method}\n\n" + frame_markdown(r.per_target) for r in results)
-    protocol = gt.protocol.get("name", "?")
-    intro = (
-        f"Ground truth: protocol `{protocol}`, {len(gt.complete_targets())} targets, "
-        f"{len(gt.sources)} sources. Metrics: mean over targets [95% bootstrap CI]. "
-        "NDCG (Schulte) uses gain 2^(100 P) - 1 over the whole "
-        "ranking; NDCG (gain) uses relevance = points gained over no transfer; Regret@k is relative (%) and "
-        "counts the no-transfer baseline in the best; rho = rank of the truly best source."
-    )
-    wins = wins_table(results)
-    wins_intro = "Regret@3 (relative %, lower is better) of each method on each target, and the best."
-    markdown = (
-        f"# taskscout benchmark\n\n{intro}\n\n{table}\n\n## Which method wins where\n\n{wins_intro}\n\n"
-        f"{frame_markdown(wins)}\n\n## Per target\n\n{per_target}\n"
-    )
+    results = sort_by_quality(results)
+    signal = signal or compute_signal(results, gt, n_permutations=n_permutations)
+    main = results_table(results, signal)
+    per_target = per_target_table(results, gt, signal)
+    wins = wins_table(results) if results else pd.DataFrame()
+    ceiling_random = _summaries(signal.ceiling_random).get(PRIMARY, {}).get("mean", float("nan"))
+    context = {
+        "protocol": gt.protocol.get("name", "?"),
+        "n_targets": len(gt.complete_targets()),
+        "n_sources": len(gt.sources),
+        "n_runs": len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?"),
+        "n_seeds": int(gt.runs["seed"].nunique()) if gt.runs is not None else None,
+        "n_methods": len(results),
+        "n_permutations": signal.n_permutations,
+        "headline": headline(results, gt, signal),
+        "primary": METRIC_LABELS[PRIMARY],
+        "ceiling_random": f"{ceiling_random:.1f}" if math.isfinite(ceiling_random) else "–",
+        "main_header": [TABLE_HEADER[c] for c in main.columns],
+        "main_rows": main.to_dict(orient="split")["data"],
+        "reference_rows": int(main["method"].isin(REFERENCE_ROWS).sum()),
+        "main_markdown": markdown_frame(main, TABLE_HEADER),
+        "per_target_header": list(per_target.columns),
+        "per_target_rows": per_target.to_dict(orient="split")["data"],
+        "per_target_markdown": markdown_frame(per_target),
+        "main_methods": [r.method for r in main_methods(results)],
+        "wins_header": list(wins.columns),
+        "wins_rows": wins.to_dict(orient="split")["data"],
+        "wins_markdown": markdown_frame(wins),
+    }
+    env = _environment()
     md_path = out_dir / "report.md"
-    write_bytes(md_path, markdown.encode("utf-8"))
-    images = [
-        ("Regret@k", _png(regret_curves(results, gt))),
-        ("Transfer gains", _png(gain_heatmap(gt))),
-        ("P2 cost and storage", _png(cost_plot(results))),
+    write_bytes(md_path, env.get_template("report.md.j2").render(**context).encode("utf-8"))
+    figures = [
+        ("Quality against cost", "tradeoff", _png(tradeoff_figure(results, signal))),
+        ("Regret@k", "regret", _png(regret_curves(results, gt, signal))),
+        ("Transfer gains", "gains", _png(gain_heatmap(gt, signal))),
     ]
-    html_table = (
-        results_table(results).drop(columns=[f"{m}_ci" for m in TABLE_METRICS]).round(3).to_html(index=False)
-    )
-    body = "".join(
-        f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}'/>" for title, data in images
-    )
-    per_target_html = "".join(
-        f"<h3>{html.escape(r.method)}</h3>{r.per_target.round(3).to_html(index=False)}" for r in results
-    )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>taskscout benchmark</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>taskscout benchmark</h1><p>{html.escape(intro)}</p>{html_table}"
-        f"<h2>Which method wins where</h2><p>{html.escape(wins_intro)}</p>{wins.to_html(index=False)}{body}"
-        f"<h2>Per target</h2>{per_target_html}</body></html>"
-    )
+    page = env.get_template("report.html.j2").render(**context, figures=figures)
     html_path = out_dir / "report.html"
     write_bytes(html_path, page.encode("utf-8"))
     return md_path, html_path

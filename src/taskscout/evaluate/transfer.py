@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 import taskscout
@@ -508,35 +507,3 @@ def aggregate_runs(frame: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
     out["std"] = out["std"].fillna(0.0)
     return out.sort_values(["target", "source"]).reset_index(drop=True)
-
-
-def significant_sources(agg: pd.DataFrame) -> pd.DataFrame:
-    """Per target: sources whose mean beats the baseline mean by more than the seed noise.
-
-    Noise = the larger of the baseline's and the source's standard deviation over seeds, so a source
-    counts only if its advantage exceeds what re-running the same setup varies by.
-    """
-    rows = []
-    for target, group in agg.groupby("target"):
-        base = group[group["source"] == BASELINE]
-        if base.empty:
-            continue
-        b_mean, b_std = float(base["mean"].iloc[0]), float(base["std"].iloc[0])
-        others = group[group["source"] != BASELINE]
-        # Seed noise is only known with at least two seeds on both sides; one-seed pairs are not counted.
-        seeded = others[others["n"] >= 2] if int(base["n"].iloc[0]) >= 2 else others.iloc[0:0]
-        better = seeded[seeded["mean"] - b_mean > np.maximum(seeded["std"], b_std)]
-        rows.append(
-            {
-                "target": target,
-                "baseline": b_mean,
-                "baseline_std": b_std,
-                "sources": len(others),
-                "beat_baseline": int((others["mean"] > b_mean).sum()),
-                "sources_with_seeds": len(seeded),
-                "beat_beyond_noise": len(better),
-                "best_source": others.loc[others["mean"].idxmax(), "source"] if len(others) else "",
-                "best_gain": float(others["mean"].max() - b_mean) if len(others) else float("nan"),
-            }
-        )
-    return pd.DataFrame(rows)

@@ -1,0 +1,257 @@
+"""The benchmark report: signal rows, rounding, headline, pages; and the real-browser check."""
+
+import functools
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from taskscout.evaluate.benchmark import MethodResult
+from taskscout.evaluate.groundtruth import GroundTruth
+from taskscout.evaluate.metrics import aggregate, evaluate_ranking
+from taskscout.evaluate.report import (
+    compute_signal,
+    decimals_for,
+    format_bytes,
+    format_ci,
+    format_duration_ms,
+    headline,
+    markdown_table,
+    results_table,
+    write_report,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic_ground_truth(n_targets=6, n_sources=12, seeds=(0, 1, 2), noise=0.002, seed=0) -> GroundTruth:
+    """Targets whose sources have clear true effects (sources s0.. get better with the index)."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for j in range(n_targets):
+        target = f"t{j}"
+        effects = {f"s{i:02d}": 0.6 + 0.01 * i + rng.normal(0, 0.003) for i in range(n_sources)}
+        effects[""] = 0.62
+        for source, effect in effects.items():
+            for sd in seeds:
+                runs.append(
+                    {"source": source, "target": target, "seed": sd, "main": effect + rng.normal(0, noise)}
+                )
+    runs = pd.DataFrame(runs)
+    records = runs.groupby(["source", "target"])["main"].agg(["mean", "std", "count"]).reset_index()
+    records = records.rename(columns={"count": "n"})
+    return GroundTruth(protocol={"name": "synthetic"}, records=records, meta={}, runs=runs)
+
+
+def method_result(name: str, gt: GroundTruth, score_of, ms: float = 1.0) -> MethodResult:
+    rows, scores = [], {}
+    for t in gt.complete_targets():
+        scores[t] = {s: float(score_of(s, t)) for s in gt.truth(t)}
+        rows.append({"target": t, **evaluate_ranking(scores[t], gt.truth(t), gt.baseline(t), target=t)})
+    frame = pd.DataFrame(rows)
+    summary = aggregate({r["target"]: {k: v for k, v in r.items() if k != "target"} for r in rows})
+    return MethodResult(name, frame, summary, ms, 2048.0, scores)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    gt = synthetic_ground_truth()
+    truth_order = method_result("oracle", gt, lambda s, t: int(s[1:]), ms=50.0)
+    cheap = method_result("cheap-good", gt, lambda s, t: int(s[1:]), ms=0.5)  # as good, 100x cheaper
+    rng = np.random.default_rng(5)
+    noise = method_result("noise", gt, lambda s, t: rng.random(), ms=0.1)
+    reverse = method_result("reverse", gt, lambda s, t: -int(s[1:]), ms=0.1)
+    results = [noise, truth_order, reverse, cheap]
+    return gt, results, compute_signal(results, gt, n_permutations=500)
+
+
+def test_formatting_follows_the_confidence_interval():
+    assert decimals_for(6.1) == 0 and decimals_for(1.3) == 1 and decimals_for(0.45) == 1
+    assert decimals_for(0.12) == 2 and decimals_for(0.04) == 2 and decimals_for(float("nan")) == 2
+    assert format_ci(76.88, 6.1, 0) == "77 ±6" and format_ci(2.61, 1.3, 1) == "2.6 ±1.3"
+    assert format_ci(float("nan"), 1.0, 1) == "–" and format_ci(3.14159, float("nan"), 2) == "3.14"
+    assert format_duration_ms(0.0) == "<0.1 ms" and format_duration_ms(8.5) == "8.5 ms"
+    assert format_duration_ms(234.2) == "234 ms" and format_duration_ms(8444.4) == "8.4 s"
+    assert format_duration_ms(150_000) == "2.5 min" and format_duration_ms(float("nan")) == "–"
+    assert (
+        format_bytes(0) == "0 B" and format_bytes(75_000) == "73 KB" and format_bytes(1.3 * 2**20) == "1.3 MB"
+    )
+
+
+def test_signal_tells_good_rankings_from_random(bench):
+    _gt, _results, signal = bench
+    p = {m: v["ndcg"] for m, v in signal.p_values.items()}
+    assert p["oracle"] < 0.01 and p["cheap-good"] < 0.01 and p["reverse"] > 0.99
+    assert signal.significant("oracle") and not signal.significant("reverse")
+    assert signal.mean_reliability > 0.9  # true effects far above the seed noise
+    ceiling = signal.ceiling_summary()
+    assert ceiling["spearman"]["mean"] > 0.8 and ceiling["ndcg"]["mean"] > signal.random["ndcg"]
+    assert signal.random["spearman"] == 0.0
+    low, high = signal.random_range["ndcg"]
+    assert low < signal.random["ndcg"] < high
+    # Paired tests: the best sources beat the baseline (0.62) on every target, the worst do not.
+    for tests in signal.gains.values():
+        tests = tests.set_index("source")
+        assert tests.loc["s11", "significant"] and not tests.loc["s00", "significant"]
+
+
+def test_results_table_has_random_and_ceiling_rows_and_sorts_by_quality(bench):
+    _gt, results, signal = bench
+    table = results_table(results, signal)
+    assert list(table["method"][:2]) == ["cheap-good", "oracle"] and table["method"].iloc[3] == "reverse"
+    assert list(table["method"][-2:]) == ["random ranking (expected)", "noise ceiling (half the seeds)"]
+    assert table["p"].iloc[0].endswith("*") and not table["p"].iloc[3].endswith("*")
+    assert table["p2"].iloc[1] == "50 ms" and table["storage"].iloc[1] == "2 KB"
+    assert all("±" in cell for cell in table["ndcg"][:-2])
+    markdown = markdown_table(results, signal)
+    assert "random ranking (expected)" in markdown and markdown.count("\n") == len(table) + 1
+    # Without the signal the table is still valid (no reference rows).
+    assert len(results_table(results)) == len(results)
+
+
+def test_headline_recommends_the_cheapest_significant_method_or_says_none(bench):
+    gt, results, signal = bench
+    text = " ".join(headline(results, gt, signal))
+    # cheap-good is as good as the oracle (sorted first by name on the tie) at 1 % of its cost.
+    assert text.startswith("Use **cheap-good**") and "reliability" in text
+    noise_only = [r for r in results if r.method in ("noise", "reverse")]
+    plain = compute_signal(noise_only, gt, n_permutations=200)
+    text = " ".join(headline(noise_only, gt, plain))
+    assert text.startswith("No method ranks sources better than random")
+
+
+def test_write_report_pages(tmp_path, bench):
+    gt, results, signal = bench
+    md, page = write_report(results, gt, tmp_path, signal=signal)
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html
+    assert "noise ceiling" in html and "random ranking (expected)" in html and 'class="scroll"' in html
+    text = md.read_text()
+    assert text.startswith("# taskscout benchmark\n\nUse **cheap-good**")
+    assert "| target | reliability |" in text
+
+
+def test_report_without_runs_still_renders(tmp_path):
+    gt = synthetic_ground_truth(n_targets=2, n_sources=4)
+    gt.runs = None
+    results = [method_result("m", gt, lambda s, t: int(s[1:]))]
+    md, _page = write_report(results, gt, tmp_path, n_permutations=100)
+    assert "noise ceiling (half the seeds)" not in md.read_text()
+    signal = compute_signal(results, gt, n_permutations=100)
+    assert math.isnan(signal.mean_reliability) and signal.gains == {}
+
+
+# --------------------------------------------------------------------------------------------------
+# The browser check (runs when Chromium is installed; .ci/run installs it)
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_report", ROOT / "benchmarks" / "check_report.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_report"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+needs_chromium = pytest.mark.skipif(_checker().find_chromium() is None, reason="Chromium is not installed")
+
+
+@needs_chromium
+def test_browser_check_passes_the_report_and_takes_screenshots(tmp_path, bench):
+    gt, results, signal = bench
+    _, page = write_report(results, gt, tmp_path / "report", signal=signal)
+    outcome = _checker().check_report(page, tmp_path / "shots")
+    assert outcome.problems == []
+    assert [p.name for p in outcome.screenshots] == ["report-1280.png", "report-500.png"]
+    header = outcome.screenshots[0].read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(header[16:20], "big") == 1280
+
+
+@needs_chromium
+def test_browser_check_catches_overflow_missing_images_and_errors(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        "<!doctype html><html><head><title>x</title></head><body>"
+        '<table id="wide"><tr><td style="min-width:3000px">wide</td></tr></table>'
+        '<div class="scroll" style="overflow-x:auto"><table id="boxed"><tr>'
+        '<td style="min-width:3000px">scrolls in its box</td></tr></table></div>'
+        '<img alt="broken" src="data:image/png;base64,AAAA">'
+        '<script>console.error("boom");</script></body></html>'
+    )
+    problems = _checker().check_report(bad, widths=(1280,)).problems
+    text = "\n".join(problems)
+    assert "table wide sticks out" in text and "boxed" not in text
+    assert "image not shown: broken" in text and "console error: boom" in text
+    assert "scrolls sideways" in text
+
+
+def test_cli_evaluate_prints_random_ceiling_and_p(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import taskscout.evaluate.benchmark as benchmark
+    import taskscout.pool.store as store
+    from taskscout.cli.main import app
+    from taskscout.io import write_bytes
+
+    gt = synthetic_ground_truth(n_targets=3, n_sources=6)
+    gt.save(tmp_path / "gt.json")
+    write_bytes(tmp_path / "gt.runs.csv", gt.runs.to_csv(index=False).encode())
+    result = method_result("esm-logme", gt, lambda s, t: int(s[1:]))
+    monkeypatch.setattr(benchmark, "evaluate_method", lambda *a, **k: result)
+    monkeypatch.setattr(benchmark, "catalog_loader", lambda: None)
+    monkeypatch.setattr(store, "open_pool", lambda path: None)
+    from taskscout.cli import evaluate as cli_evaluate
+
+    monkeypatch.setattr(cli_evaluate.console, "width", 200)  # one line per row
+    out = CliRunner().invoke(
+        app, ["evaluate", "--ground-truth", str(tmp_path / "gt.json")], terminal_width=200
+    )
+    assert out.exit_code == 0, out.output
+    assert "random ranking" in out.output and "noise ceiling" in out.output and "p vs random" in out.output
+    assert "reliability 1.00" in out.output
+
+
+def test_heatmap_groups_by_catalog_family_when_present(monkeypatch):
+    from types import SimpleNamespace
+
+    from taskscout.data import catalog
+    from taskscout.evaluate.report import gain_heatmap
+
+    gt = synthetic_ground_truth(n_targets=2, n_sources=4)
+    families = {"s00": "topic", "s01": "sentiment", "s02": "topic", "t0": "sentiment"}
+    entries = [SimpleNamespace(name=n, family=f) for n, f in families.items()]
+    monkeypatch.setattr(catalog, "list_tasks", lambda: entries)
+    fig = gain_heatmap(gt)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["s03", "s01 [sentiment]", "s00 [topic]", "s02 [topic]"]  # no family first
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["t1", "t0 [sentiment]"]
+    monkeypatch.setattr(catalog, "list_tasks", lambda: [SimpleNamespace(name="s00")])  # no family field
+    assert [t.get_text() for t in gain_heatmap(gt).axes[0].get_yticklabels()] == ["s00", "s01", "s02", "s03"]
+
+
+def test_transfer_export_writes_paired_test_summary(tmp_path):
+    """Re-exporting the committed small-v1 runs gives its records back, with the per-target signal."""
+    from typer.testing import CliRunner
+
+    from taskscout.cli.main import app
+    from taskscout.evaluate.groundtruth import default_ground_truth_path
+    from taskscout.io import read_json
+
+    committed = default_ground_truth_path("small-v1")
+    runs = committed.with_suffix(".runs.csv")
+    out = tmp_path / "gt.json"
+    args = ["transfer", "--benchmark", "--restore", str(runs), "--export-only", "--export", str(out)]
+    result = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "runs.sqlite")])
+    assert result.exit_code == 0, result.output
+    exported, original = read_json(out), read_json(committed)
+    assert exported["records"] == original["records"]
+    summary = {row["target"]: row for row in exported["significance"]}
+    assert len(summary) == 8 and summary["drugreview_sentiment"]["beat_p05"] == 0
+    assert 0.0 < summary["wordnet_verb_supersense"]["reliability"] < 1.0
+    assert all(row["beat_fdr"] == 0 for row in summary.values())  # small-v1: nothing survives correction
