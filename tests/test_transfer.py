@@ -253,9 +253,7 @@ def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):
     from taskscout.evaluate.transfer import PlannedRun, _group_order
 
     groups = {
-        (seed, source): [PlannedRun(source, "t", seed)]
-        for seed in (0, 1)
-        for source in (BASELINE, "a", "b")
+        (seed, source): [PlannedRun(source, "t", seed)] for seed in (0, 1) for source in (BASELINE, "a", "b")
     }
     train = make_task("s", n=60)
     by_source = _group_order(groups, protocol, lambda name: train, "source")
