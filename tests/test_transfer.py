@@ -263,3 +263,15 @@ def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):
     assert by_seed == [(0, BASELINE), (0, "b"), (0, "a"), (1, BASELINE), (1, "b"), (1, "a")]
     with pytest.raises(TaskscoutError, match="unknown run order"):
         _group_order(groups, protocol, lambda name: train, "random")
+
+
+def test_small_v1_suite_is_the_committed_ground_truth():
+    from taskscout.evaluate.groundtruth import default_ground_truth_path
+    from taskscout.evaluate.suites import SMALL_V1, V2
+    from taskscout.io import read_json
+
+    records = read_json(default_ground_truth_path("small-v1"))["records"]
+    assert {r["source"] for r in records} - {BASELINE} == set(SMALL_V1.sources)
+    assert {r["target"] for r in records} == set(SMALL_V1.targets)
+    assert len(V2.targets) >= 12 and len(set(V2.sources)) == len(V2.sources) >= 40
+    assert set(V2.targets) <= set(V2.sources)  # every v2 target also serves the others

@@ -67,9 +67,9 @@ SMALL_V1 = Suite(
         "spamassassin",
         "whissell_activation",
         "whissell_imagery",
+        "wordnet_gloss_match",
         "wordnet_gloss_pos",
         "wordnet_noun_supersense",
-        "wordnet_verb_supersense",
     ),
 )
 
