@@ -30,7 +30,7 @@ from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
 from taskscout.io import file_lock, sha256_bytes
 from taskscout.pool.build import source_samples
-from taskscout.pool.config import BuildConfig
+from taskscout.pool.config import SMALL_V1_SOURCES, BuildConfig
 from taskscout.train.config import TrainConfig
 from taskscout.train.finetune import finetune, load_or_finetune
 
@@ -60,7 +60,7 @@ class TransferProtocol:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=3.0, batch_size=16, learning_rate=1e-4, max_length=64)
     )
-    source: BuildConfig = field(default_factory=BuildConfig)
+    source: BuildConfig = SMALL_V1_SOURCES
     # small-v1 held out at most half of a target; later protocols hold out every row they do not
     # train on, up to ``target_eval_rows`` (inference is cheap, and evaluation rows cut noise).
     eval_at_most_half: bool = True
@@ -80,7 +80,22 @@ class TransferProtocol:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-PROTOCOLS: dict[str, TransferProtocol] = {"small-v1": TransferProtocol()}
+V2 = TransferProtocol(
+    name="v2",
+    target_train_rows=256,
+    target_eval_rows=1000,
+    seeds=(0, 1, 2),
+    # LP-FT: the head starts as a linear probe on the starting encoder's features, then everything
+    # trains at 5e-5 with 10 % warm-up; the v2 pilot (benchmarks/README.md) chose it over small-v1's
+    # recipe (1e-4, random head), whose few-shot runs collapsed on some seeds after transfer.
+    train=TrainConfig(
+        epochs=3.0, batch_size=16, learning_rate=5e-5, warmup_ratio=0.1, max_length=64, head_init="probe"
+    ),
+    source=BuildConfig(),
+    eval_at_most_half=False,
+)
+
+PROTOCOLS: dict[str, TransferProtocol] = {"small-v1": TransferProtocol(), "v2": V2}
 
 
 def get_protocol(name: str) -> TransferProtocol:
