@@ -66,7 +66,7 @@ RECIPES = {
     "lpft-5e-5": dataclasses.replace(_TARGET, learning_rate=5e-5, warmup_ratio=0.1, head_init="probe"),
 }
 RECIPE_TARGETS = ["debates2016_party", "drugreview_sentiment"]
-RECIPE_STARTS = ["", "rt_sentiment", "healthtweets_source"]  # "" = the base encoder
+RECIPE_STARTS = ["", "rt_sentiment"]  # "" = the base encoder; rt_sentiment is related to both
 SEEDS = (0, 1, 2)
 
 
