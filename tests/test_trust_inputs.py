@@ -25,7 +25,7 @@ from taskscout.data.loaders import load_task, load_task_with_report
 from taskscout.errors import DataError, PoolError, TaskscoutError
 from taskscout.pool.schema import EntryConfig, parse_config
 from taskscout.pool.store import Pool
-from taskscout.rank import rank, target_warnings, validate_target
+from taskscout.ranking import rank, target_warnings, validate_target
 from tests.conftest import make_task
 
 FAST = settings(

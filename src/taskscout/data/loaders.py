@@ -91,6 +91,7 @@ from taskscout.io import sha256_file
 __all__ = [
     "MAX_TEXT_CHARS",
     "ColumnChoice",
+    "LoadOptions",
     "LoadReport",
     "infer_columns",
     "load_task",
@@ -267,6 +268,65 @@ class LoadReport:
 
 
 # ---------------------------------------------------------------------------------------------- public API
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to read a task: the loader arguments of :func:`load_task`, grouped so that callers such as
+    :func:`taskscout.rank` take them as one ``load=`` argument.
+
+    Attributes:
+        text_column: the text column (inferred if ``None``); ``"a+b"`` joins columns with a space.
+        text_pair_column: the second text of pair tasks (never inferred from content).
+        label_column: the label column, or several for multi-output regression (inferred if ``None``).
+        task_type: ``"classification"`` or ``"regression"`` (inferred if ``None``).
+        split: the split of a saved ``DatasetDict`` or an ``hf:`` dataset.
+        config: the ``hf:`` dataset configuration when the spec does not name one.
+        encoding: text encoding of CSV/TSV/JSON/JSONL files.
+        max_bytes: refuse data files larger than this many bytes (after decompression).
+        max_read_rows: read at most this many rows of a file (``None``: every row).
+    """
+
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | tuple[str, ...] | None = None
+    task_type: str | None = None
+    split: str | None = None
+    config: str | None = None
+    encoding: str = "utf-8"
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_read_rows: int | None = DEFAULT_MAX_READ_ROWS
+
+    @classmethod
+    def coerce(cls, value: LoadOptions | dict[str, Any] | None) -> LoadOptions:
+        """``value`` as LoadOptions: itself, the defaults for ``None``, or built from a dict.
+
+        Raises:
+            DataError: a dict names an option that does not exist, or ``value`` is of another type.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise DataError(f"load options must be a LoadOptions or a dict, got {type(value).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise DataError(
+                f"unknown load option {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        label = value.get("label_column")
+        if isinstance(label, list):
+            value = {**value, "label_column": tuple(label)}
+        return cls(**value)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`load_task` / :func:`load_task_with_report`."""
+        out = dataclasses.asdict(self)
+        if isinstance(self.label_column, tuple):
+            out["label_column"] = list(self.label_column)
+        return out
+
+
 def load_task(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
@@ -283,8 +343,21 @@ def load_task(
     encoding: str = "utf-8",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_read_rows: int | None = DEFAULT_MAX_READ_ROWS,
+    fetch: bool = True,
+    progress: bool = False,
 ) -> Task:
-    """Load ``source`` as a :class:`Task`; see :func:`load_task_with_report` for the arguments."""
+    """Load ``source`` as a :class:`Task`.
+
+    Args:
+        source: a file or saved-dataset directory path, a DataFrame, ``"hf:ID[@REV][:CONFIG]"`` or
+            ``"catalog:NAME"``; the other arguments are those of :func:`load_task_with_report`.
+
+    Returns:
+        The task.
+
+    Raises:
+        DataError: for every problem with the source, its columns, labels or the arguments.
+    """
     task, _ = load_task_with_report(
         source,
         text_column=text_column,
@@ -300,6 +373,8 @@ def load_task(
         encoding=encoding,
         max_bytes=max_bytes,
         max_read_rows=max_read_rows,
+        fetch=fetch,
+        progress=progress,
     )
     return task
 
@@ -320,6 +395,8 @@ def load_task_with_report(
     encoding: str = "utf-8",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_read_rows: int | None = DEFAULT_MAX_READ_ROWS,
+    fetch: bool = True,
+    progress: bool = False,
 ) -> tuple[Task, LoadReport]:
     """Load ``source`` as a :class:`Task` and report the column choice and dropped rows.
 
@@ -341,6 +418,12 @@ def load_task_with_report(
         max_read_rows: read at most this many rows of a CSV/TSV/JSON Lines file (the first ones, with a
             warning); fewer when the table is wide, so at most :data:`MAX_READ_CELLS` cells are read.
             ``None`` reads every row.
+        fetch: fetch a ``catalog:NAME`` task that is not fetched yet (the one policy of the API, the CLI
+            and the benchmark: a catalog task is fetched on first use); ``False`` makes that an error.
+        progress: show the progress of such a fetch (on stderr).
+
+    Returns:
+        The task and the :class:`LoadReport` of how it was read.
 
     Raises:
         DataError: for every problem with the source, its columns, labels or the arguments.
@@ -361,7 +444,16 @@ def load_task_with_report(
     if isinstance(source, pd.DataFrame):
         loaded = _Loaded(source, "the DataFrame", "dataframe", Provenance(registry="dataframe"))
     elif isinstance(source, str) and source.startswith("catalog:"):
-        return _load_catalog(source, overrides, name=name, language=language, max_rows=max_rows, seed=seed)
+        return _load_catalog(
+            source,
+            overrides,
+            name=name,
+            language=language,
+            max_rows=max_rows,
+            seed=seed,
+            fetch=fetch,
+            progress=progress,
+        )
     elif isinstance(source, str) and source.startswith("hf:"):
         loaded = _read_hf_spec(source, split=split, config=config)
     elif isinstance(source, str | os.PathLike):
@@ -1264,6 +1356,8 @@ def _load_catalog(
     language: str,
     max_rows: int | None,
     seed: int,
+    fetch: bool,
+    progress: bool,
 ) -> tuple[Task, LoadReport]:
     catalog_name = source[len("catalog:") :].strip()
     if not catalog_name:
@@ -1276,7 +1370,7 @@ def _load_catalog(
         )
     from taskscout.data import catalog  # lazy: the catalog pulls in fetching code
 
-    task = catalog.load(catalog_name)
+    task = catalog.load(catalog_name, auto_fetch=fetch, progress=progress)
     if name or language:
         task = dataclasses.replace(task, name=name or task.name, language=language or task.language)
     rows = len(task)
