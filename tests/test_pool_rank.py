@@ -9,8 +9,9 @@ import pytest
 from taskscout.errors import DataError, PoolError
 from taskscout.methods.esm import EmbeddingSpaceMap
 from taskscout.methods.logme import logme
-from taskscout.pool.build import build_pool, source_samples
+from taskscout.pool.build import build_pool
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.context import source_samples
 from taskscout.pool.store import Pool
 from taskscout.ranking import rank
 from taskscout.train.config import TrainConfig

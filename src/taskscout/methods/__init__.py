@@ -112,7 +112,7 @@ def get_method(name: str) -> Any:
     if name.startswith("fusion:"):
         from taskscout.methods.fusion import RankFusion
 
-        return RankFusion(name.removeprefix("fusion:").split("+"))
+        return RankFusion([get_method(member) for member in name.removeprefix("fusion:").split("+")])
     methods = registry()
     if name not in methods:
         raise TaskscoutError(

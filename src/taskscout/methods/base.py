@@ -23,7 +23,7 @@ from taskscout.errors import DataError, TaskscoutError
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 
 @dataclass

@@ -80,7 +80,8 @@ from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, T
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildConfig, BuildContext
+    from taskscout.pool.config import BuildConfig
+    from taskscout.pool.context import BuildContext
 
 VARIANTS: tuple[str, ...] = ("bitfit", "lora", "prefix")
 STAGES: tuple[str, ...] = ("early", "late")
@@ -317,7 +318,6 @@ def tune(
     the best validation score. With ``late_epochs > 0`` and no ``validation``, 20% of the rows validate.
     """
     from taskscout.encode.encoder import Encoder
-    from taskscout.evaluate.scoring import score_predictions
     from taskscout.train.finetune import (
         SequenceModel,
         TrainingTargets,
@@ -325,6 +325,7 @@ def tune(
         load_backbone,
         train_steps,
     )
+    from taskscout.train.scoring import score_predictions
 
     if len(task) == 0:
         raise TaskscoutError(f"task {task.name!r} has no rows to tune on")
@@ -498,7 +499,7 @@ class TuPaTE(SelectionMethod):
         from safetensors.numpy import save_file
 
         from taskscout.encode.models import resolve_model
-        from taskscout.pool.build import source_samples
+        from taskscout.pool.context import source_samples
 
         config = self.config.for_build(context.config)
         train, _, held = source_samples(task, context.config)
