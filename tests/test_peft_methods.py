@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from taskscout.data.task import Task
+from taskscout.methods.base import cosine
 from taskscout.methods.curvegrad import CurveGrad, curve_features, standardised_distances
 from taskscout.methods.fusion import reciprocal_rank_fusion_matrix as reciprocal_rank_fusion
 from taskscout.methods.taskemb import TaskEmb, layer_output_fisher
@@ -25,7 +26,6 @@ from taskscout.methods.tupate import (
     TuPaTEEnsemble,
     TuPaTELoRA,
     TuPaTEPrefix,
-    cosine,
     layerwise_embedding,
     tune,
 )
