@@ -91,6 +91,37 @@ def test_rank_works_twice_in_one_process_and_round_trips(textemb_pool, tmp_path)
     assert list(frame["source"]) == [s.source for s in first.sources] and frame["rank"].tolist() == [1, 2]
 
 
+def test_rank_twice_in_a_fresh_process(textemb_pool, tmp_path):
+    """The original bug, reproduced as users hit it: a new interpreter, ``import taskscout``, two calls."""
+    import os
+    import subprocess
+    import sys
+
+    target = make_task("target", n=40, seed=9)
+    frame = pd.DataFrame({"text": target.texts, "label": [target.label_names[i] for i in target.labels]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    script = (
+        "import taskscout\n"
+        "from taskscout import rank\n"
+        f"a = taskscout.rank({str(tmp_path / 't.csv')!r}, pool={str(textemb_pool)!r}, method='textemb', "
+        "progress=False)\n"
+        f"b = taskscout.rank({str(tmp_path / 't.csv')!r}, pool={str(textemb_pool)!r}, method='textemb', "
+        "progress=False)\n"
+        "assert rank is taskscout.rank and a.scores() == b.scores() and len(a) == 2\n"
+        "print('ok')\n"
+    )
+    src = str(Path(taskscout.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert done.stderr == ""  # progress=False: nothing printed, also not by transformers
+
+
 def test_timings_are_seconds_only(textemb_pool):
     ranking = taskscout.rank(
         make_task("target", n=40, seed=9), pool=textemb_pool, method="textemb", progress=False
