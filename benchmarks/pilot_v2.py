@@ -37,8 +37,8 @@ import numpy as np
 from taskscout.data import catalog
 from taskscout.evaluate.transfer import TransferProtocol, run_one, target_samples
 from taskscout.io import file_lock, sha256_bytes
-from taskscout.pool.build import source_samples
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.context import source_samples
 from taskscout.train.config import TrainConfig
 from taskscout.train.finetune import load_or_finetune
 

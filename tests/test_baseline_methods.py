@@ -29,7 +29,7 @@ from taskscout.methods.textemb import METHODS as TEXTEMB_METHODS
 from taskscout.methods.textemb import task_embedding
 from taskscout.pool.build import BuildConfig, build_pool
 from taskscout.pool.store import Pool, PoolEntry
-from taskscout.rank import rank
+from taskscout.ranking import rank
 from taskscout.train.finetune import FineTuned, TrainConfig
 from tests.conftest import make_task
 
@@ -262,7 +262,7 @@ def test_source_model_entry_is_a_pointer(with_models):
 
 def test_logme_full_equals_logme_of_finetuned_features(with_models):
     pool = with_models
-    ranking = rank(TARGET, pool, method="logme-full")
+    ranking = rank(TARGET, pool=pool, method="logme-full")
     assert set(ranking.scores()) == set(SOURCE_SIZES) and not ranking.failed
     for source, score in ranking.scores().items():
         features = _finetuned(pool, source).encoder().encode_task(TARGET)
@@ -273,7 +273,7 @@ def test_leep_nce_hscore_frozen_through_rank(with_models):
     import torch
 
     pool = with_models
-    scores = {m: rank(TARGET, pool, method=m) for m in ("leep", "nce", "hscore", "hscore-reg", "frozen")}
+    scores = {m: rank(TARGET, pool=pool, method=m) for m in ("leep", "nce", "hscore", "hscore-reg", "frozen")}
     for method in ("leep", "nce"):
         assert "classification source" in scores[method].failed["src_reg"]
         assert set(scores[method].scores()) == {"src_a", "src_b"}
@@ -298,18 +298,18 @@ def test_regression_target(with_models):
     pool = with_models
     target = make_task("reg_target", n=60, seed=4, regression=True)
     for method in ("leep", "nce", "hscore", "hscore-reg"):
-        ranking = rank(target, pool, method=method)
+        ranking = rank(target, pool=pool, method=method)
         assert len(ranking) == 0 and set(ranking.failed) == set(SOURCE_SIZES)
         assert all("classification target" in reason for reason in ranking.failed.values())
     for method in ("logme-full", "frozen"):
-        ranking = rank(target, pool, method=method)
+        ranking = rank(target, pool=pool, method=method)
         assert set(ranking.scores()) == set(SOURCE_SIZES)
         assert all(np.isfinite(s.score) for s in ranking.sources)
 
 
 def test_missing_or_changed_source_model_fails_cleanly(tiny_pool, registered, isolated_home):
     pool, home = tiny_pool
-    ranking = rank(TARGET, pool, method="logme-full")  # this test's empty home holds no models
+    ranking = rank(TARGET, pool=pool, method="logme-full")  # this test's empty home holds no models
     assert len(ranking) == 0 and set(ranking.failed) == set(SOURCE_SIZES)
     assert all("--method logme-full" in r and "\n" not in r for r in ranking.failed.values())
     # A model that is there but differs from the one the entry was built with.
@@ -321,7 +321,7 @@ def test_missing_or_changed_source_model_fails_cleanly(tiny_pool, registered, is
     meta_file.write_text(json.dumps(meta))
     weights = isolated_home / "models" / pool.get(SOURCE_MODEL_KIND, "src_b").meta["source_model_dir"]
     (weights / "encoder" / "model.safetensors").write_bytes(b"corrupt")
-    ranking = rank(make_task("fresh_target", n=40, seed=11), pool, method="nce")
+    ranking = rank(make_task("fresh_target", n=40, seed=11), pool=pool, method="nce")
     assert "checksum mismatch" in ranking.failed["src_a"] and "pool build" in ranking.failed["src_a"]
     assert "corrupt" in ranking.failed["src_b"] and "pool build" in ranking.failed["src_b"]
     assert "classification source" in ranking.failed["src_reg"]
@@ -331,23 +331,23 @@ def test_textemb_and_vocab_overlap_rank_the_source_of_the_target_first(with_mode
     pool = with_models
     copy = make_task("src_a", n=SOURCE_SIZES["src_a"], seed=1)
     copy.name = "my_copy"
-    ranking = rank(copy, pool, method="textemb", keep_duplicates=True)
+    ranking = rank(copy, pool=pool, method="textemb", keep_duplicates=True)
     assert ranking.sources[0].source == "src_a", ranking.scores()
     assert ranking.sources[0].score == pytest.approx(1.0, abs=1e-6)
     assert all(s.score < 1.0 - 1e-6 for s in ranking.sources[1:])
     # src_reg draws from the same word lists as src_a, so its token set may tie; src_b adds sport words.
-    overlap = rank(copy, pool, method="vocab-overlap", keep_duplicates=True).scores()
+    overlap = rank(copy, pool=pool, method="vocab-overlap", keep_duplicates=True).scores()
     assert overlap["src_a"] == 1.0 and overlap["src_b"] < 1.0
-    assert "src_a" in rank(copy, pool, method="textemb").excluded  # duplicates still excluded by default
+    assert "src_a" in rank(copy, pool=pool, method="textemb").excluded  # duplicates still excluded by default
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(pool.get("vocab", "src_b").meta["base_model_name"])
     src_b = _sources()[1]
     expected = jaccard(token_id_set(tok, src_b.texts), token_id_set(tok, TARGET.texts))
-    assert rank(TARGET, pool, method="vocab-overlap").scores()["src_b"] == pytest.approx(expected)
+    assert rank(TARGET, pool=pool, method="vocab-overlap").scores()["src_b"] == pytest.approx(expected)
 
 
 def test_datasize_through_rank(with_models):
-    ranking = rank(TARGET, with_models, method="datasize")
+    ranking = rank(TARGET, pool=with_models, method="datasize")
     assert [s.source for s in ranking.sources] == ["src_a", "src_b", "src_reg"]
     assert [s.score for s in ranking.sources] == [150.0, 120.0, 100.0]

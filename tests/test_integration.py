@@ -11,14 +11,14 @@ pytestmark = pytest.mark.integration
 def test_rank_real_target_with_shipped_pool():
     from taskscout.data import catalog
     from taskscout.pool.store import open_pool
-    from taskscout.rank import rank
+    from taskscout.ranking import rank
 
     catalog.fetch(["pyjokes_language"], progress=False)
     task = catalog.load("pyjokes_language").subsample(200, seed=0)
     pool = open_pool()
     entries = pool.entries("esm")
     assert entries, "the package ships a pool"
-    ranking = rank(task, pool)
+    ranking = rank(task, pool=pool)
     assert len(ranking) + len(ranking.excluded) + len(ranking.failed) == len(entries)
     assert not ranking.failed
     scores = [s.score for s in ranking.sources]

@@ -38,3 +38,37 @@ def test_file_lock_without_waiting_reports_a_held_claim(tmp_path):
             assert theirs is False
     with file_lock(claim, wait=False) as again:  # released with the block
         assert again is True
+
+
+def test_a_claim_held_by_another_process_is_seen_and_dies_with_it(tmp_path):
+    """Across processes: a live holder's claim is reported as taken; a killed holder leaves none."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import taskscout
+
+    src = str(Path(taskscout.__file__).resolve().parents[1])  # this tree's package, not another install
+    claim = tmp_path / "claims" / "1-source.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom taskscout.io import file_lock\n"
+            f"with file_lock({str(claim)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with file_lock(claim, wait=False) as free:
+            assert free is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with file_lock(claim, wait=False) as free:
+        assert free is True
+    assert claim.exists()  # the lock file is kept: deleting it would race with a process opening it

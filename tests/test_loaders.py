@@ -273,7 +273,8 @@ def test_hf_spec_provenance(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_catalog_delegates(monkeypatch: pytest.MonkeyPatch) -> None:
     made = Task(name="tiny", texts=TEXTS, labels=np.array([0, 1] * (N // 2)), task_type="classification")
     fake = types.ModuleType("taskscout.data.catalog")
-    fake.load = lambda name: made if name == "tiny" else None  # type: ignore[attr-defined]
+    calls = []
+    fake.load = lambda name, **kw: calls.append(kw) or (made if name == "tiny" else None)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "taskscout.data.catalog", fake)
     import taskscout.data as data_pkg
 
@@ -282,6 +283,9 @@ def test_catalog_delegates(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(task) == 10
     assert task.name == "renamed"
     assert report.rows_read == N
+    assert calls == [{"auto_fetch": True, "progress": False}]  # fetched on first use, silently by default
+    load_task("catalog:tiny", fetch=False)
+    assert calls[-1] == {"auto_fetch": False, "progress": False}
     with pytest.raises(DataError, match="label_column"):
         load_task("catalog:tiny", label_column="y")
 

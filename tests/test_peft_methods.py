@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from taskscout.data.task import Task
+from taskscout.methods.base import cosine
 from taskscout.methods.curvegrad import CurveGrad, curve_features, standardised_distances
 from taskscout.methods.fusion import reciprocal_rank_fusion_matrix as reciprocal_rank_fusion
 from taskscout.methods.taskemb import TaskEmb, layer_output_fisher
@@ -25,13 +26,12 @@ from taskscout.methods.tupate import (
     TuPaTEEnsemble,
     TuPaTELoRA,
     TuPaTEPrefix,
-    cosine,
     layerwise_embedding,
     tune,
 )
 from taskscout.pool.build import BuildConfig, build_pool
 from taskscout.pool.store import Pool
-from taskscout.rank import rank
+from taskscout.ranking import rank
 from taskscout.train.finetune import TrainConfig, finetune
 from tests.conftest import make_task
 
@@ -233,17 +233,17 @@ def test_entries_store_embeddings_and_protocol(built_pool):
     "method", ["tupate-bitfit", "tupate-lora", "tupate-prefix", "tupate-ensemble", "taskemb"]
 )
 def test_the_targets_own_data_ranks_first(built_pool, method):
-    ranking = rank(_target(), built_pool, method=method, keep_duplicates=True)
+    ranking = rank(_target(), pool=built_pool, method=method, keep_duplicates=True)
     assert not ranking.failed, ranking.failed
     assert ranking.sources[0].source == "src_same", ranking.scores()
     if method.startswith("tupate"):
         assert all(-1 <= s <= 1 for s in ranking.scores().values())
     # without keep_duplicates the copy of the target is excluded, as for every method
-    assert "src_same" in rank(_target(), built_pool, method=method).excluded
+    assert "src_same" in rank(_target(), pool=built_pool, method=method).excluded
 
 
 def test_curvegrad_scores_every_source(built_pool):
-    ranking = rank(_target(), built_pool, method="curvegrad", keep_duplicates=True)
+    ranking = rank(_target(), pool=built_pool, method="curvegrad", keep_duplicates=True)
     assert not ranking.failed and len(ranking) == 3
     assert all(s.score <= 0 and np.isfinite(s.score) for s in ranking.sources)
 
@@ -258,7 +258,7 @@ def test_ensemble_storage_counts_all_three_variants(built_pool):
 
 def test_ensemble_needs_all_three_siblings(built_pool):
     built_pool.remove("src_swapped", kind="tupate-prefix")
-    ranking = rank(_target(), built_pool, method="tupate-ensemble", keep_duplicates=True)
+    ranking = rank(_target(), pool=built_pool, method="tupate-ensemble", keep_duplicates=True)
     assert "tupate-prefix" in ranking.failed["src_swapped"]
     assert set(ranking.scores()) == {"src_same", "src_unrelated"}
 
@@ -270,10 +270,10 @@ def test_broken_or_incompatible_entries_fail_alone(built_pool):
     (entry.path / "config.json").write_text(json.dumps(meta))
     built_pool.reindex()
     (built_pool.get("tupate-lora", "src_swapped").path / "tupate.safetensors").write_bytes(b"corrupt")
-    lora = rank(_target(), built_pool, method="tupate-lora", keep_duplicates=True)
+    lora = rank(_target(), pool=built_pool, method="tupate-lora", keep_duplicates=True)
     assert "checksum mismatch" in lora.failed["src_swapped"]
     assert set(lora.scores()) == {"src_same", "src_unrelated"}
-    taskemb = rank(_target(), built_pool, method="taskemb", keep_duplicates=True)
+    taskemb = rank(_target(), pool=built_pool, method="taskemb", keep_duplicates=True)
     assert "fingerprint" in taskemb.failed["src_unrelated"] and len(taskemb) == 2
     late = TuPaTELoRA(stage="late").score(
         _rank_target(built_pool), built_pool.entries("tupate-lora"), progress=False

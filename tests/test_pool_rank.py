@@ -9,10 +9,11 @@ import pytest
 from taskscout.errors import DataError, PoolError
 from taskscout.methods.esm import EmbeddingSpaceMap
 from taskscout.methods.logme import logme
-from taskscout.pool.build import build_pool, source_samples
+from taskscout.pool.build import build_pool
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.context import source_samples
 from taskscout.pool.store import Pool
-from taskscout.rank import rank
+from taskscout.ranking import rank
 from taskscout.train.config import TrainConfig
 from taskscout.train.finetune import FineTuned
 from tests.conftest import make_task
@@ -85,7 +86,7 @@ def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
     from taskscout.encode.encoder import Encoder
 
     target = make_task("target", n=60, seed=9)
-    ranking = rank(target, built_pool)
+    ranking = rank(target, pool=built_pool)
     assert [s.rank for s in ranking.sources] == [1, 2, 3]
     scores = ranking.scores()
     features = Encoder(str(tiny_model_dir), max_length=32).encode_task(target)
@@ -94,20 +95,20 @@ def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
         assert score == pytest.approx(logme(esm.transform(features), target.labels), rel=1e-6)
     frame = ranking.to_pandas()
     assert list(frame.columns) == ["rank", "source", "score", "language", "task_type", "num_examples"]
-    assert len(rank(target, built_pool, top=2)) == 2
+    assert len(rank(target, pool=built_pool, top=2)) == 2
 
 
 def test_duplicates_excluded_and_kept_on_request(built_pool):
     duplicate = make_task("src_a", n=150, seed=1).select(np.arange(100))
     duplicate.name = "my_copy"
-    ranking = rank(duplicate, built_pool)
+    ranking = rank(duplicate, pool=built_pool)
     assert "src_a" in ranking.excluded and "src_a" not in ranking.scores()
-    assert "src_a" in rank(duplicate, built_pool, keep_duplicates=True).scores()
+    assert "src_a" in rank(duplicate, pool=built_pool, keep_duplicates=True).scores()
 
 
 def test_broken_entry_is_skipped_not_fatal(built_pool):
     (built_pool.get("esm", "src_b").path / "esm.safetensors").write_bytes(b"corrupt")
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "src_b" in ranking.failed and "checksum" in ranking.failed["src_b"]
     assert set(ranking.scores()) == {"src_a", "src_reg"}
 
@@ -118,25 +119,25 @@ def test_incompatible_entry_is_skipped(built_pool):
     meta["base_model_name"] = "someone/other-model"
     (entry.path / "config.json").write_text(json.dumps(meta))
     built_pool.reindex()
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "base model 'someone/other-model'" in ranking.failed["src_a"]
     assert set(ranking.scores()) == {"src_b", "src_reg"}
 
 
 def test_bad_targets(built_pool, tmp_path):
     with pytest.raises(DataError, match="single class"):
-        rank(make_task("one", n=60, classes=1), built_pool)
+        rank(make_task("one", n=60, classes=1), pool=built_pool)
     with pytest.raises(DataError, match="at least 10"):
-        rank(make_task("tiny", n=5), built_pool)
+        rank(make_task("tiny", n=5), pool=built_pool)
     empty = Pool.create(tmp_path / "empty")
     with pytest.raises(PoolError, match="no esm entries"):
-        rank(make_task("t", n=60), empty)
+        rank(make_task("t", n=60), pool=empty)
     with pytest.raises(PoolError, match="not a taskscout pool"):
-        rank(make_task("t", n=60), tmp_path)
+        rank(make_task("t", n=60), pool=tmp_path)
 
 
 def test_regression_target_ranks(built_pool):
-    ranking = rank(make_task("reg_target", n=60, seed=4, regression=True), built_pool)
+    ranking = rank(make_task("reg_target", n=60, seed=4, regression=True), pool=built_pool)
     assert len(ranking) == 3 and all(np.isfinite(s.score) for s in ranking.sources)
 
 
@@ -174,8 +175,8 @@ def test_duplicate_target_rows_are_dropped(built_pool):
     # it LogME's evidence would be unbounded.
     base = make_task("dups", n=20, seed=11)
     target = base.select(list(range(20)) * 3)
-    ranking = rank(target, built_pool)
-    assert ranking.target_rows == 20 and ranking.timings["duplicate_rows_dropped"] == 40
+    ranking = rank(target, pool=built_pool)
+    assert ranking.target_rows == 20 and ranking.duplicate_rows_dropped == 40
     assert all(np.isfinite(s.score) for s in ranking.sources)
 
 
@@ -188,7 +189,7 @@ def test_esm_variants_build_and_rank(tmp_path, tiny_config):
     assert {e.kind for e in pool.entries()} == {"esm", "esm-sgd", "esm-mlp"}
     target = make_task("t", n=60, seed=9)
     for method in methods:
-        ranking = rank(target, pool, method=method)
+        ranking = rank(target, pool=pool, method=method)
         assert set(ranking.scores()) == {"v_a", "v_b"}, method
     assert pool.get("esm-sgd", "v_a").meta["esm_fit"] == "sgd"
 
@@ -207,8 +208,8 @@ def test_fusion_method_ranks_pool(built_pool):
     from taskscout.errors import TaskscoutError
     from taskscout.methods import get_method
 
-    ranking = rank(make_task("t", n=60, seed=9), built_pool, method="fusion:esm-logme+esm-logme")
-    single = rank(make_task("t", n=60, seed=9), built_pool)
+    ranking = rank(make_task("t", n=60, seed=9), pool=built_pool, method="fusion:esm-logme+esm-logme")
+    single = rank(make_task("t", n=60, seed=9), pool=built_pool)
     assert [s.source for s in ranking.sources] == [s.source for s in single.sources]
     with pytest.raises(TaskscoutError, match="at least two"):
         get_method("fusion:esm-logme")
@@ -242,7 +243,7 @@ def test_build_from_a_data_file(tmp_path, tiny_config):
 
 def test_unknown_model_is_one_clear_error(built_pool):
     with pytest.raises(PoolError, match="no entries for base model 'someone/other'"):
-        rank(make_task("t", n=60, seed=9), built_pool, model="someone/other")
+        rank(make_task("t", n=60, seed=9), pool=built_pool, model="someone/other")
 
 
 # ------------------------------------------------------------------------------------ broken entries
@@ -277,7 +278,7 @@ def _rewrite(pool, kind, source, name, data: bytes | None = None, array=None, re
 )
 def test_damaged_entry_is_skipped_with_its_name(built_pool, name, damage, expected):
     _rewrite(built_pool, "esm", "src_b", name, **damage)
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert expected in ranking.failed["src_b"]
     assert set(ranking.scores()) == {"src_a", "src_reg"}
 
@@ -288,7 +289,7 @@ def test_weight_shape_differing_from_metadata_is_skipped(built_pool, tmp_path):
     weights = tmp_path / "w.safetensors"
     save_file({"weight": np.zeros((16, 32), np.float16), "bias": np.zeros(16, np.float16)}, str(weights))
     _rewrite(built_pool, "esm", "src_b", "esm.safetensors", weights.read_bytes())
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "do not fit a 32 -> 32 map" in ranking.failed["src_b"]
     assert set(ranking.scores()) == {"src_a", "src_reg"}
 
@@ -302,7 +303,7 @@ def test_missing_text_hashes_warn_that_exclusion_is_off(built_pool):
     built_pool.reindex()
     duplicate = make_task("src_a", n=150, seed=1).select(np.arange(100))
     duplicate.name = "my_copy"
-    ranking = rank(duplicate, built_pool)
+    ranking = rank(duplicate, pool=built_pool)
     assert "src_a" in ranking.scores()  # cannot be detected any more ...
     assert any("esm/src_a stores no text hashes: duplicate exclusion is off" in w for w in ranking.warnings)
 
@@ -312,7 +313,7 @@ def test_deleted_listed_file_and_bad_index_rows_are_named(built_pool):
     index = json.loads((built_pool.path / "index.json").read_text())
     index["entries"].append({"kind": "esm", "meta": {}})  # no source
     (built_pool.path / "index.json").write_text(json.dumps(index))
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "text_hashes.npy is missing" in ranking.failed["src_b"]
     assert "source" in ranking.failed["index row 4"]
     assert set(ranking.scores()) == {"src_a", "src_reg"}
@@ -326,11 +327,11 @@ def test_encoder_fingerprint_is_checked(built_pool):
     (built_pool.path / "index.json").write_text(json.dumps(index))
     # Every entry was built with other weights than the encoder that loads: the pool is refused ...
     with pytest.raises(PoolError, match="shadowing the model"):
-        rank(make_task("target", n=60, seed=9), built_pool)
+        rank(make_task("target", n=60, seed=9), pool=built_pool)
     # ... and one entry built with other weights is skipped by name while the others rank.
     for row in index["entries"][1:]:
         row["meta"]["base_model_fingerprint"] = real
     (built_pool.path / "index.json").write_text(json.dumps(index))
-    ranking = rank(make_task("target", n=60, seed=9), built_pool)
+    ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "other weights" in ranking.failed[index["entries"][0]["source"]]
     assert len(ranking) == 2

@@ -138,7 +138,7 @@ def test_evaluate_method_and_report(tmp_path, protocol, tiny_model_dir):
 def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model_dir, monkeypatch):
     import pandas as pd
 
-    from taskscout import rank as rank_module
+    from taskscout import ranking as rank_module
     from taskscout.evaluate.benchmark import ScoreCache, evaluate_method
     from taskscout.methods.fusion import reciprocal_rank_fusion
     from taskscout.pool.build import build_pool

@@ -25,7 +25,7 @@ from taskscout.data.loaders import load_task, load_task_with_report
 from taskscout.errors import DataError, PoolError, TaskscoutError
 from taskscout.pool.schema import EntryConfig, parse_config
 from taskscout.pool.store import Pool
-from taskscout.rank import rank, target_warnings, validate_target
+from taskscout.ranking import rank, target_warnings, validate_target
 from tests.conftest import make_task
 
 FAST = settings(
@@ -84,9 +84,9 @@ def test_row_cap_applies_while_reading_and_warns(tmp_path, suffix):
 
 
 def test_wide_sparse_csv_is_capped_by_cells(tmp_path, monkeypatch):
-    from taskscout.data import loaders
+    from taskscout.data.readers import files
 
-    monkeypatch.setattr(loaders, "MAX_READ_CELLS", 2000)
+    monkeypatch.setattr(files, "MAX_READ_CELLS", 2000)
     header = "text,label," + ",".join(f"c{i}" for i in range(98))
     lines = [header] + [f"text {i} words,{i % 2}" + "," * 98 for i in range(100)]
     (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n")

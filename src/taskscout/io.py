@@ -7,7 +7,6 @@ process never leaves a half-written file where a complete one is expected.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 
 def current_umask() -> int:
@@ -79,20 +80,28 @@ def file_lock(path: str | os.PathLike[str], *, wait: bool = True) -> Iterator[bo
     Processes that share a cache (parallel transfer workers, a pool build) take it before a
     check-then-write step, so two of them never build or write the same thing at once. With
     ``wait=False`` the block runs at once and receives False when another process holds the lock
-    (a work claim: skip that item). The OS drops the lock when its holder dies, so a killed worker
-    never leaves a stale claim.
+    (a work claim: skip that item). The lock is the OS's (``filelock``'s native lock, with the lock
+    file kept and no fallback to lock files that outlive their holder), so the OS drops it when its
+    holder dies and a killed worker never leaves a stale claim.
+
+    Args:
+        path: the lock file.
+        wait: wait for the lock (True) or report at once whether it was free (False).
+
+    Yields:
+        True while the lock is held; False (with ``wait=False``) when another holder has it.
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(path, timeout=-1 if wait else 0, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -99,26 +99,24 @@ def rank(
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json
-    from taskscout.rank import rank as run_rank
+    from taskscout.ranking import rank as run_rank
 
     # Fail before the work, not after it, when an output cannot be written.
     for option, out in (("--json", json_out), ("--csv", csv_out)):
         if out is not None:
             check_output_path(out, option)
-    if target.startswith("catalog:"):
-        _ensure_fetched(target.removeprefix("catalog:"))
     result = run_rank(
         target,
-        pool,
+        pool=pool,
         method=method,
         model=model,
         top=top,
+        load=_load_options(
+            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
+        ),
         keep_duplicates=keep_duplicates,
         max_target_rows=max_target_rows,
         progress=True,
-        **_load_options(
-            text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
-        ),
     )
     table = Table(
         title=escape(f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
@@ -151,7 +149,7 @@ def rank(
     t = result.timings
     console.print(
         f"[dim]embedding {t.get('embed_target', 0):.1f} s, scoring {t.get('score', 0) * 1000:.0f} ms "
-        f"({t.get('score_per_source_ms', 0):.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
+        f"({t.get('score_per_source', 0) * 1000:.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
     )
     for option, out, write in (
         ("--json", json_out, lambda path: write_json(path, result.to_dict())),
@@ -185,6 +183,8 @@ def inspect(
         **_load_options(
             text_column, text_pair_column, label_column, task_type, split, max_bytes, max_read_rows
         ),
+        fetch=True,
+        progress=True,
     )
     summary = task.summary()
     warnings = list(report.warnings) + task.warnings()
@@ -226,13 +226,18 @@ def inspect(
 
 @app.command()
 def methods() -> None:
-    """List the source-selection methods with their P1 and P2 costs."""
-    from taskscout.methods import registry
+    """List the source-selection methods (built-in and plug-ins) with their P1 and P2 costs."""
+    import warnings
 
+    from taskscout.methods import plugin_problems, registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the problems are printed below, once
+        found = registry()
     table = Table(title="Selection methods")
     for column in ("name", "pool entry", "what it does", "P1 (per source, once)", "P2 (per target)"):
         table.add_column(column)
-    for name, cls in sorted(registry().items()):
+    for name, cls in sorted(found.items()):
         table.add_row(name, cls.kind or "-", cls.description, cls.p1_cost, cls.p2_cost)
     table.add_row(
         "fusion:A+B",
@@ -242,6 +247,8 @@ def methods() -> None:
         "sum of the members'",
     )
     console.print(table)
+    for problem in plugin_problems():
+        err_console.print(f"[yellow]warning: {escape(problem)}[/yellow]")
 
 
 def check_output_path(path: Path, option: str) -> None:
@@ -257,14 +264,6 @@ def check_output_path(path: Path, option: str) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise TaskscoutError(f"{option} {path}: cannot create files in {parent}; pass another path")
-
-
-def _ensure_fetched(name: str) -> None:
-    from taskscout.data import catalog
-
-    if not catalog.is_fetched(name):
-        console.print(f"fetching catalog task {name} ...")
-        catalog.fetch([name], progress=True)
 
 
 def main() -> None:

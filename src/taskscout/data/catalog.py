@@ -159,15 +159,26 @@ def manifest(name: str) -> dict[str, Any]:
     return man
 
 
-def load(name: str, *, auto_fetch: bool = False) -> Task:
+def load(name: str, *, auto_fetch: bool = False, progress: bool = False) -> Task:
     """The task from the cache, checked against its manifest (Parquet sha256 and row count).
 
-    With ``auto_fetch`` a task that is not fetched yet is fetched first (this may download an archive).
+    Args:
+        name: the catalog task's name.
+        auto_fetch: fetch a task that is not fetched yet first (this may download an archive); without
+            it such a task is an error that says how to fetch it.
+        progress: show the fetch's progress bar (on stderr).
+
+    Returns:
+        The task, verified against its manifest.
+
+    Raises:
+        CatalogError: the name is unknown, the task is not fetched (and ``auto_fetch`` is off), or the
+            cached copy is corrupt.
     """
     get_entry(name)
     if not is_fetched(name):
         if auto_fetch:
-            fetch([name], progress=False)
+            fetch([name], progress=progress)
         elif task_dir(name).exists():
             raise CatalogError(
                 f"cached task {name!r} is out of date or incomplete; run `taskscout data fetch {name}`"

@@ -98,10 +98,12 @@ class Task:
 
     @property
     def is_pair(self) -> bool:
+        """Whether every example is a pair of texts."""
         return self.text_pairs is not None
 
     @property
     def is_classification(self) -> bool:
+        """Whether the labels are class ids (else regression values)."""
         return self.task_type == "classification"
 
     @property

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from taskscout import paths
-from taskscout.encode.encoder import EncoderSpec
+from taskscout.encode.spec import EncoderSpec
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, vector BLOB NOT NULL)"

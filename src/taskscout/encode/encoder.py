@@ -11,10 +11,7 @@ Design points:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -22,10 +19,8 @@ from tqdm.auto import tqdm
 
 from taskscout.devices import autocast, module_device, resolve_device
 from taskscout.encode.models import DEFAULT_MODEL, resolve_model
+from taskscout.encode.spec import POOLINGS, EncoderSpec
 from taskscout.errors import TaskscoutError
-
-Pooling = Literal["mean", "cls", "pooler"]
-POOLINGS: tuple[str, ...] = ("mean", "cls", "pooler")
 
 
 def pool_hidden(
@@ -51,21 +46,6 @@ def pool_hidden(
             )
         return pooler_output
     raise TaskscoutError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """What determines an embedding: the exact weights, the pooling rule and the truncation length."""
-
-    name: str
-    fingerprint: str
-    pooling: str = "mean"
-    max_length: int = 128
-
-    def key(self) -> str:
-        return hashlib.sha256(f"{self.fingerprint}|{self.pooling}|{self.max_length}".encode()).hexdigest()[
-            :16
-        ]
 
 
 class Encoder:

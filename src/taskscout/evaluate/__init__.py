@@ -1,7 +1,8 @@
 """Evaluation: transfer experiments, ranking metrics, signal measures, the benchmark and its reports.
 
 The metrics (:mod:`.metrics`) and signal measures (:mod:`.signal`) are available from here; they are
-imported on first use, so lower layers importing :mod:`.scoring` do not pay for them.
+imported on first use, so importing one module of this package does not pay for them (scoring of
+predictions lives in :mod:`taskscout.train.scoring`: lower layers use it).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from taskscout.evaluate.suites import SMALL_V1
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
 from taskscout.io import file_lock, read_json, sha256_bytes, write_json
 from taskscout.pool.store import Pool
-from taskscout.rank import DUPLICATE_OVERLAP
+from taskscout.ranking import DUPLICATE_OVERLAP
 
 BENCHMARK_TARGETS: tuple[str, ...] = SMALL_V1.targets
 
@@ -169,7 +169,7 @@ def score_target(
     """
     from taskscout.methods import get_method
     from taskscout.methods.fusion import RankFusion, reciprocal_rank_fusion
-    from taskscout.rank import rank
+    from taskscout.ranking import rank
 
     selector = get_method(method)
     if isinstance(selector, RankFusion):
@@ -196,11 +196,11 @@ def score_target(
         return stored
     train, _ = target_samples(load(target), protocol)
     started = time.perf_counter()
-    ranking = rank(train, pool, method=method, max_target_rows=len(train), progress=progress)
+    ranking = rank(train, pool=pool, method=method, max_target_rows=len(train), progress=progress)
     record = {
         "scores": ranking.scores(),
         "p2_seconds": time.perf_counter() - started,
-        "ms_per_source": ranking.timings.get("score_per_source_ms", float("nan")),
+        "ms_per_source": 1000 * ranking.timings.get("score_per_source", float("nan")),
         "storage_bytes_per_source": storage_per_source(method, pool),
     }
     if cache is not None:

@@ -29,8 +29,8 @@ from taskscout.cluster import RayOptions
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
 from taskscout.io import file_lock, sha256_bytes
-from taskscout.pool.build import source_samples
 from taskscout.pool.config import SMALL_V1_SOURCES, BuildConfig
+from taskscout.pool.context import source_samples
 from taskscout.train.config import TrainConfig
 from taskscout.train.finetune import finetune, load_or_finetune
 

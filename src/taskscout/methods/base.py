@@ -3,7 +3,7 @@
 A method may have a P1 step that stores a per-source representation in the pool under its ``kind``
 (ESMs for ESM-LogME), and always has a P2 scorer that scores pool entries for one target. Scores are
 "higher = better source"; the ranking, duplicate exclusion and reporting around them are shared
-(:mod:`taskscout.rank`), so a method only says how to score.
+(:mod:`taskscout.ranking`), so a method only says how to score.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from taskscout.errors import DataError, TaskscoutError
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 
 @dataclass

@@ -37,7 +37,7 @@ from taskscout.methods.taskemb import finetune_protocol, target_finetuned
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 CURVE_FILE = "curvegrad.safetensors"
 FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -29,7 +29,7 @@ from taskscout.methods.logme import (
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 
 def paired_embeddings(
@@ -41,7 +41,7 @@ def paired_embeddings(
     embeds its texts once.
     """
     from taskscout.encode.models import resolve_model
-    from taskscout.pool.build import source_samples
+    from taskscout.pool.context import source_samples
 
     config = context.config
     _, fit, held = source_samples(task, config)

@@ -8,6 +8,8 @@ Name a fusion as ``fusion:METHOD+METHOD[+...]``, e.g. ``fusion:esm-logme+textemb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -44,21 +46,33 @@ def reciprocal_rank_fusion_matrix(similarities: np.ndarray, k: int = RRF_K) -> n
 
 
 class RankFusion(SelectionMethod):
+    """Reciprocal rank fusion of other methods: each member ranks the sources, and a source's score is
+    the sum of ``1 / (k + rank)`` over the members (``fusion:A+B`` by name, or configured members)."""
+
     name = "fusion"
     kind = None  # reads the entries of each member's kind
     description = "reciprocal rank fusion of other methods (fusion:A+B)"
     p1_cost = "the members' P1 steps"
     p2_cost = "the sum of the members' P2 costs"
 
-    def __init__(self, members: list[str]) -> None:
-        from taskscout.methods import get_method
+    def __init__(self, members: Sequence[SelectionMethod]) -> None:
+        """Fuse ``members`` (method instances, e.g. from :func:`taskscout.get_method` or configured ones).
 
+        Raises:
+            TaskscoutError: fewer than two members, or a member that is not a SelectionMethod.
+        """
         if len(members) < 2:
             raise TaskscoutError("a fusion needs at least two methods, e.g. fusion:esm-logme+textemb")
-        self.members = [get_method(m) for m in members]
+        for member in members:
+            if not isinstance(member, SelectionMethod):
+                raise TaskscoutError(
+                    f"a fusion member must be a SelectionMethod, got {type(member).__name__}"
+                )
+        self.members = list(members)
         self.name = "fusion:" + "+".join(m.name for m in self.members)
 
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
+        """Each member's loop over its own kind of entries, then the fusion of their rankings."""
         out = MethodScores()
         rankings = []
         for member in self.members:

@@ -56,7 +56,7 @@ from taskscout.pool.schema import NAME_PATTERN
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 SOURCE_MODEL_KIND = "source-model"
 _NAME = re.compile(NAME_PATTERN)  # a single path component: never "..", never a path
@@ -333,10 +333,10 @@ def frozen_transfer_score(features: np.ndarray, task: Task, *, folds: int = 5, s
     intercept is fitted in closed form -- on one-hot class indicators (prediction = argmax) for
     classification, on standardised targets for regression -- its penalty chosen on the training rows
     only by exact leave-one-out error over ``lambda/N in 10^{-4..2}``. The out-of-fold predictions of all
-    rows are scored with the transfer experiments' own metric (:func:`~taskscout.evaluate.scoring.
+    rows are scored with the transfer experiments' own metric (:func:`~taskscout.train.scoring.
     score_predictions`): accuracy, or the mean of Pearson and Spearman.
     """
-    from taskscout.evaluate.scoring import score_predictions
+    from taskscout.train.scoring import score_predictions
 
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] != len(task):
@@ -384,7 +384,7 @@ class SourceModelMethod(SelectionMethod):
 
     def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
         """Ensure the source's fine-tuned model is in the model cache and point the entry at it."""
-        from taskscout.pool.build import source_samples
+        from taskscout.pool.context import source_samples
         from taskscout.train.finetune import finetuned_model_dir
 
         config = context.config

@@ -46,7 +46,8 @@ from taskscout.methods.fusion import reciprocal_rank_fusion_matrix
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildConfig, BuildContext
+    from taskscout.pool.config import BuildConfig
+    from taskscout.pool.context import BuildContext
     from taskscout.train.finetune import FineTuned
 
 FISHER_FILE = "taskemb.safetensors"
@@ -153,7 +154,7 @@ class TaskEmb(SelectionMethod):
         """Fisher of the fine-tuned source model on (up to ``fisher_rows`` of) its training rows."""
         from safetensors.numpy import save_file
 
-        from taskscout.pool.build import source_samples
+        from taskscout.pool.context import source_samples
 
         train, _, _ = source_samples(task, context.config)
         tuned = context.source_model(task, progress=progress)

@@ -27,7 +27,7 @@ from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, T
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 VOCAB_FILE = "vocab.npy"
 _TOKENIZE_BATCH = 1000
@@ -113,7 +113,7 @@ class VocabOverlap(SelectionMethod):
 
     def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
         """Tokenize the source's fit sample with the base tokenizer and store its id set."""
-        from taskscout.pool.build import source_samples
+        from taskscout.pool.context import source_samples
 
         _, fit, _ = source_samples(task, context.config)
         tokenizer = context.base_encoder.tokenizer

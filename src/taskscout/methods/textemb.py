@@ -31,7 +31,7 @@ from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, T
 from taskscout.pool.store import PoolEntry
 
 if TYPE_CHECKING:
-    from taskscout.pool.build import BuildContext
+    from taskscout.pool.context import BuildContext
 
 TEXTEMB_FILE = "textemb.npy"
 
@@ -71,7 +71,7 @@ class TextEmb(SelectionMethod):
 
     def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:
         """Average the base encoder's mean-pooled embeddings of the source's fit sample."""
-        from taskscout.pool.build import source_samples
+        from taskscout.pool.context import source_samples
 
         _, fit, _ = source_samples(task, context.config)
         encoder = mean_pooling_view(context.base_encoder)

@@ -21,14 +21,13 @@ import numpy as np
 import taskscout
 from taskscout.data.dedup import text_hashes
 from taskscout.data.task import Task
-from taskscout.encode.encoder import Encoder
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.context import BuildContext
 from taskscout.pool.schema import entry_name
 from taskscout.pool.store import TEXT_HASHES, Pool
-from taskscout.train.finetune import load_or_finetune
 
 
 @dataclass
@@ -37,53 +36,6 @@ class BuildResult:
     status: str  # "built", "skipped", "failed"
     seconds: float = 0.0
     message: str = ""
-
-
-def source_samples(task: Task, config: BuildConfig) -> tuple[Task, Task, Task | None]:
-    """(fine-tuning rows, ESM fit texts, held-out evaluation rows) of a source, deterministic in the seed.
-
-    The training rows are a subset of the fit texts (both are prefixes of the same stratified order);
-    evaluation rows come from outside the fit texts when the task is large enough.
-    """
-    fit = task.subsample(config.max_fit_texts, seed=config.seed)
-    train = fit.subsample(config.max_train_rows, seed=config.seed)
-    held = None
-    if len(task) > len(fit) + 20:
-        rest_mask = np.ones(len(task), dtype=bool)
-        fit_set = set(zip(fit.texts, fit.text_pairs or [None] * len(fit), strict=True))
-        for i, text in enumerate(task.texts):
-            if (text, None if task.text_pairs is None else task.text_pairs[i]) in fit_set:
-                rest_mask[i] = False
-        rest = task.select(np.flatnonzero(rest_mask))
-        if len(rest) >= 20 and (not rest.is_classification or len(np.unique(rest.labels)) >= 2):
-            held = rest.subsample(config.max_eval_rows, seed=config.seed + 1)
-    return train, fit, held
-
-
-@dataclass
-class BuildContext:
-    """What P1 steps of every method share during one build: the config and the loaded base encoder."""
-
-    config: BuildConfig
-    _encoder: Encoder | None = None
-
-    @property
-    def base_encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = Encoder(
-                self.config.model, pooling=self.config.train.pooling, max_length=self.config.train.max_length
-            )
-        return self._encoder
-
-    def source_model(self, task: Task, *, progress: bool = False):
-        """The base encoder fine-tuned on the source's training sample (cached on disk)."""
-        train, _, _ = source_samples(task, self.config)
-        return load_or_finetune(
-            train,
-            self.config.model,
-            self.config.train,
-            progress=f"{task.name}: fine-tuning" if progress else False,
-        )
 
 
 def source_metadata(task: Task, config: BuildConfig) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class Pool:
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], description: str = "", exist_ok: bool = True) -> Pool:
+        """A new, empty pool at ``path`` (with ``exist_ok``, the existing pool there is opened instead)."""
         path = Path(path).expanduser()
         if _is_builtin(path):
             raise PoolError(_READ_ONLY.format(path=path))
@@ -153,6 +154,7 @@ class Pool:
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str]) -> Pool:
+        """The pool at ``path``, created empty if there is none."""
         return cls.create(path, exist_ok=True)
 
     # ------------------------------------------------------------------ reading
@@ -258,12 +260,14 @@ class Pool:
         return out
 
     def get(self, kind: str, source: str) -> PoolEntry:
+        """The ``kind`` entry of ``source``; a :class:`PoolError` if the pool has none."""
         for entry in self.entries(kind):
             if entry.source == source:
                 return entry
         raise PoolError(f"pool {self.path} has no {kind} entry for {source!r}; see `taskscout pool list`")
 
     def has(self, kind: str, source: str) -> bool:
+        """Whether the pool holds a ``kind`` entry of ``source``."""
         return any(e.source == source for e in self.entries(kind))
 
     def _entry_dir(self, kind: str, source: str) -> Path:
@@ -447,6 +451,7 @@ class Pool:
         return len(gone)
 
     def update_info(self, **fields: Any) -> None:
+        """Set top-level fields of ``pool.json`` (written atomically, under the pool lock)."""
         self._require_writable()
         with self._locked():
             self.info.update(fields)

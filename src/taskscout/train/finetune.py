@@ -98,7 +98,7 @@ class FineTuned:
 
     def evaluate(self, task: Task) -> dict[str, float]:
         """Accuracy and macro-F1 (classification) or Pearson, Spearman and their mean (regression)."""
-        from taskscout.evaluate.scoring import score_predictions
+        from taskscout.train.scoring import score_predictions
 
         return score_predictions(task, self.predict(task))
 

@@ -7,20 +7,27 @@ are near-duplicates of the target, and returns a :class:`Ranking`.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from taskscout.data.catalog import same_text_group
 from taskscout.data.dedup import overlap_fraction, text_hashes
+from taskscout.data.loaders import LoadOptions, load_task_with_report
 from taskscout.data.task import Task
-from taskscout.errors import DataError, PoolError
+from taskscout.errors import DataError, PoolError, TaskscoutError
 from taskscout.pool.schema import entry_name
 from taskscout.pool.store import Pool, PoolEntry, open_pool
+
+if TYPE_CHECKING:
+    from taskscout.methods.base import SelectionMethod
+
+__all__ = ["DUPLICATE_OVERLAP", "RankedSource", "Ranking", "find_duplicates", "rank", "validate_target"]
 
 DUPLICATE_OVERLAP = 0.5  # a source holding at least half of the target's texts is a duplicate of it
 MIN_TARGET_ROWS = 10
@@ -28,6 +35,18 @@ MIN_TARGET_ROWS = 10
 
 @dataclass
 class RankedSource:
+    """One source in a :class:`Ranking`.
+
+    Attributes:
+        rank: 1 for the best source.
+        source: the source task's name (its pool entry name).
+        score: the method's score; higher means a better source. Scores of different methods are on
+            different scales; compare ranks, not scores, across methods.
+        language: ISO 639-1 code of the source's texts (``""`` if unknown).
+        task_type: ``"classification"`` or ``"regression"``.
+        num_examples: rows of the source task.
+    """
+
     rank: int
     source: str
     score: float
@@ -36,49 +55,148 @@ class RankedSource:
     num_examples: int
 
 
+_SOURCE_FIELDS = ("rank", "source", "score", "language", "task_type", "num_examples")
+
+
 @dataclass
 class Ranking:
-    """A ranked list of sources for one target, plus what was left out and why."""
+    """A ranked list of sources for one target, plus what was left out and why.
+
+    Attributes:
+        target: the target task's name.
+        method: the selection method's name.
+        model: the base encoder the pool entries and the target were compared with.
+        pool: the pool directory.
+        sources: the ranked sources, best first.
+        excluded: near-duplicates of the target, by name, with the reason (not ranked).
+        failed: pool entries that could not be scored, by name, with a one-line reason.
+        target_rows: target rows used (after dropping repeated rows and the stratified cap).
+        duplicate_rows_dropped: repeated target rows dropped before ranking.
+        timings: seconds spent per phase (``load_target``, ``load_model``, ``embed_target``, ``score``,
+            ``score_per_source``, ``total``).
+        warnings: notes about the target and the pool (the CLI prints them).
+    """
 
     target: str
     method: str
     model: str
     pool: str
     sources: list[RankedSource]
-    excluded: dict[str, str] = field(default_factory=dict)  # near-duplicates of the target
-    failed: dict[str, str] = field(default_factory=dict)  # entries that could not be scored
+    excluded: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     target_rows: int = 0
+    duplicate_rows_dropped: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  # about the target and the pool (shown by the CLI)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)
 
     def top(self, k: int) -> list[RankedSource]:
+        """The best ``k`` sources."""
         return self.sources[:k]
 
     def scores(self) -> dict[str, float]:
+        """Score per source name."""
         return {s.source: s.score for s in self.sources}
 
     def to_pandas(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [vars(s) for s in self.sources],
-            columns=["rank", "source", "score", "language", "task_type", "num_examples"],
-        )
+        """The ranked sources as a DataFrame, one row per source, best first."""
+        return pd.DataFrame([vars(s) for s in self.sources], columns=list(_SOURCE_FIELDS))
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_dict` reads it back."""
         return {
             "target": self.target,
             "method": self.method,
             "model": self.model,
             "pool": self.pool,
             "target_rows": self.target_rows,
+            "duplicate_rows_dropped": self.duplicate_rows_dropped,
             "ranking": [vars(s) for s in self.sources],
             "excluded": self.excluded,
             "failed": self.failed,
             "warnings": self.warnings,
             "timings": self.timings,
         }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The ranking as JSON text; with ``path``, also written there (atomically).
+
+        Args:
+            path: a file to write the JSON to, or ``None``.
+
+        Returns:
+            The JSON text.
+        """
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        if path is not None:
+            from taskscout.io import write_bytes
+
+            write_bytes(Path(path), text.encode("utf-8"))
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ranking:
+        """The ranking a :meth:`to_dict` dict describes.
+
+        Raises:
+            DataError: a field is missing or has the wrong type (named in the message).
+        """
+        if not isinstance(data, dict):
+            raise DataError(f"a ranking must be a JSON object, got {type(data).__name__}")
+        try:
+            sources = [
+                RankedSource(
+                    rank=int(row["rank"]),
+                    source=str(row["source"]),
+                    score=float(row["score"]),
+                    language=str(row["language"]),
+                    task_type=str(row["task_type"]),
+                    num_examples=int(row["num_examples"]),
+                )
+                for row in data["ranking"]
+            ]
+            out = cls(
+                target=str(data["target"]),
+                method=str(data["method"]),
+                model=str(data["model"]),
+                pool=str(data["pool"]),
+                sources=sources,
+                excluded={str(k): str(v) for k, v in data.get("excluded", {}).items()},
+                failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
+                target_rows=int(data.get("target_rows", 0)),
+                duplicate_rows_dropped=int(data.get("duplicate_rows_dropped", 0)),
+                timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
+                warnings=[str(w) for w in data.get("warnings", [])],
+            )
+        except KeyError as exc:
+            raise DataError(f"ranking JSON lacks the field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"ranking JSON has a field of the wrong type: {exc}") from None
+        return out
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> Ranking:
+        """The ranking in JSON text or in a JSON file written by :meth:`to_json`.
+
+        Args:
+            source: JSON text, or the path of a file holding it.
+
+        Raises:
+            DataError: the file cannot be read, is not JSON, or is not a ranking.
+        """
+        text = str(source)
+        if isinstance(source, Path) or not text.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataError(f"cannot read ranking {source}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"ranking JSON is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
 
 
 def validate_target(task: Task) -> None:
@@ -179,56 +297,101 @@ def _choose_model(pool: Pool, entries: list[PoolEntry], model: str | None) -> st
 
 def rank(
     target: str | Path | Task | pd.DataFrame,
-    pool: str | Path | Pool | None = None,
     *,
-    method: str = "esm-logme",
+    pool: str | Path | Pool | None = None,
+    method: str | SelectionMethod = "esm-logme",
     model: str | None = None,
     top: int | None = None,
+    load: LoadOptions | dict[str, Any] | None = None,
     keep_duplicates: bool = False,
     max_target_rows: int = 1000,
     seed: int = 0,
-    progress: bool = False,
-    **load_options: Any,
+    progress: bool = True,
 ) -> Ranking:
-    """Rank the pool's sources for ``target`` (a Task, DataFrame, file path, ``catalog:NAME`` or ``hf:ID``).
+    """Rank the pool's sources for ``target``: which dataset to fine-tune on first.
+
+    Loads and validates the target (a catalog target is fetched on first use), drops repeated rows,
+    caps it, embeds it once, lets the method score every compatible pool entry, excludes sources that
+    are near-duplicates of the target and returns the sources best first.
 
     Args:
-        pool: pool directory or :class:`Pool`; default: the built-in pool.
-        method: selection method name (see ``taskscout methods``).
-        model: base encoder; default: the one the pool was built with.
+        target: a :class:`~taskscout.data.task.Task`, a DataFrame, a file path, ``"catalog:NAME"`` or
+            ``"hf:ID"``.
+        pool: a pool directory or :class:`~taskscout.pool.store.Pool`; default: the built-in pool.
+        method: a method name (see :func:`taskscout.list_methods`, ``fusion:A+B`` fuses methods) or a
+            configured :class:`~taskscout.methods.base.SelectionMethod` instance.
+        model: the base encoder; default: the one the pool was built with.
         top: keep only the best ``top`` sources.
+        load: how to read ``target`` (columns, task type, split, size limits): a
+            :class:`~taskscout.data.loaders.LoadOptions` or a dict of its fields.
         keep_duplicates: keep sources that are near-duplicates of the target.
         max_target_rows: stratified cap on target rows (the ESM-LogME protocol uses 1,000).
-        load_options: column choices etc. passed to :func:`taskscout.data.loaders.load_task`.
+        seed: seed of the stratified cap.
+        progress: show progress bars on stderr; ``False`` is silent, also for the libraries below
+            (transformers' weight-loading bars and warnings, download bars).
+
+    Returns:
+        The :class:`Ranking`.
+
+    Raises:
+        DataError: the target cannot be read or cannot be ranked (one class, too few rows, ...).
+        PoolError: the pool has no usable entries, or none for the chosen base model.
+        TaskscoutError: an unknown method name, or another problem the message names.
     """
-    from taskscout.encode.encoder import Encoder
-    from taskscout.methods import get_method
-    from taskscout.methods.base import Target
+    from taskscout.progress import library_output
 
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise DataError(f"top must be a positive number of sources, got {top!r}")
+    options = LoadOptions.coerce(load)
+    with library_output(progress):
+        return _rank(
+            target, pool, method, model, top, options, keep_duplicates, max_target_rows, seed, progress
+        )
+
+
+def _rank(
+    target: str | Path | Task | pd.DataFrame,
+    pool: str | Path | Pool | None,
+    method: str | SelectionMethod,
+    model: str | None,
+    top: int | None,
+    options: LoadOptions,
+    keep_duplicates: bool,
+    max_target_rows: int,
+    seed: int,
+    progress: bool,
+) -> Ranking:
+    from taskscout.encode.encoder import Encoder
+    from taskscout.methods import get_method
+    from taskscout.methods.base import SelectionMethod, Target
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
     notes: list[str] = []
     if isinstance(target, Task):
         task = target
     else:
-        from taskscout.data.loaders import load_task_with_report
-
-        task, report = load_task_with_report(target, **load_options)
+        task, report = load_task_with_report(target, **options.as_kwargs(), fetch=True, progress=progress)
         notes += report.warnings
     validate_target(task)
     notes = target_warnings(task, notes)
     # Repeated rows add no information and, with fewer rows than dimensions, make LogME's evidence
     # unbounded (the labels become exactly reproducible by rank-deficient features).
     deduplicated = task.deduplicate()
-    timings["duplicate_rows_dropped"] = len(task) - len(deduplicated)
+    duplicate_rows = len(task) - len(deduplicated)
     task = deduplicated.subsample(max_target_rows, seed=seed)
     validate_target(task)
     timings["load_target"] = time.perf_counter() - started
 
     pool_obj = pool if isinstance(pool, Pool) else open_pool(pool)
-    selector = get_method(method)
+    if isinstance(method, SelectionMethod):
+        selector = method
+    elif isinstance(method, str):
+        selector = get_method(method)
+    else:
+        raise TaskscoutError(
+            f"method must be a method name or a SelectionMethod, got {type(method).__name__}"
+        )
     entries = pool_obj.entries(selector.kind) if selector.kind else pool_obj.entries()
     failed = dict(pool_obj.problems)  # index rows that failed validation, by name
     if not entries:
@@ -269,7 +432,7 @@ def rank(
     # Methods embed the target lazily (some need no embeddings); report embedding and scoring apart.
     timings["embed_target"] = context.embed_seconds
     timings["score"] = time.perf_counter() - first - context.embed_seconds
-    timings["score_per_source_ms"] = 1000 * timings["score"] / max(1, len(result.scores))
+    timings["score_per_source"] = timings["score"] / max(1, len(result.scores))
 
     by_name = {e.source: e for e in candidates}
     order = sorted(result.scores.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -296,6 +459,7 @@ def rank(
         excluded=excluded,
         failed=failed,
         target_rows=len(task),
-        timings={k: round(v, 4) for k, v in timings.items()},
+        duplicate_rows_dropped=duplicate_rows,
+        timings={k: round(v, 6) for k, v in timings.items()},
         warnings=notes,
     )
