@@ -217,11 +217,27 @@ def remove(
 
 @app.command("export")
 def export_pool(
-    archive: Annotated[Path, typer.Argument(help="Output .tar.gz.")],
+    archive: Annotated[Path, typer.Argument(help="Output .tar.gz (or directory, with --format hfselect).")],
     pool: PoolOpt = None,
     sources: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="tar (a pool archive) or hfselect (one hfselect ESM directory per source)."
+        ),
+    ] = "tar",
 ) -> None:
-    """Write a pool (or some sources) to a .tar.gz to share (entries are verified first)."""
+    """Write a pool (or some sources) to a .tar.gz to share, or as hfselect ESMs (entries verified first)."""
+    if fmt == "hfselect":
+        from taskscout.pool.hfselect import export_hfselect
+
+        written, warnings = export_hfselect(_open(pool), archive, sources)
+        for note in warnings:
+            err_console.print(f"[yellow]{escape(note)}[/yellow]")
+        console.print(escape(f"wrote {len(written)} hfselect ESMs to {archive}"))
+        return
+    if fmt != "tar":
+        raise typer.BadParameter(f"unknown format {fmt!r}; use tar or hfselect", param_hint="--format")
     out = _open(pool).export(archive, sources)
     console.print(escape(f"wrote {out}"))
 
@@ -271,3 +287,8 @@ def verify(
     console.print(f"{len(report.ok)} entries verified; {state}")
     if report.broken or (report.unindexed and not report.repaired):
         raise typer.Exit(1)
+
+
+from taskscout.cli import pool_hub  # noqa: E402  (commands defined there, registered here)
+
+pool_hub.register(app)
