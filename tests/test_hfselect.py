@@ -308,3 +308,4 @@ def test_pool_add_then_rank_reproduces_hfselect_scores(tmp_path, monkeypatch, ca
         assert abs(got[name] - score) < 1e-5, (name, got[name], score)
     assert [row["source"] for row in ranking["ranking"]] == sorted(expected, key=lambda n: -expected[n])
     assert ranking["target_rows"] == 500
+    assert any("4 sources imported from hfselect store no text hashes" in w for w in ranking["warnings"])

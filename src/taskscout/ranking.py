@@ -255,6 +255,7 @@ def find_duplicates(
     found: dict[str, str] = {}
     broken: dict[str, str] = {}
     notes: list[str] = []
+    imported: list[str] = []
     for entry in entries:
         if entry.source in own_names:
             found[entry.source] = "is the target task"
@@ -268,6 +269,9 @@ def find_duplicates(
             broken[entry.source] = f"cannot check it for duplicates of the target: {exc}"
             continue
         if hashes is None:
+            if entry.meta.get("origin_format") == "hfselect":
+                imported.append(entry.source)  # hfselect stores none; summarised in one line below
+                continue
             notes.append(
                 f"{entry.label} stores no text hashes: duplicate exclusion is off for it (rebuild the entry)"
             )
@@ -275,6 +279,12 @@ def find_duplicates(
         overlap = overlap_fraction(target_hashes, hashes, float(entry.meta.get("hash_sample_fraction", 1.0)))
         if overlap >= threshold:
             found[entry.source] = f"shares {overlap:.0%} of the target's texts"
+    if imported:
+        shown = ", ".join(imported[:3]) + (f", ... ({len(imported) - 3} more)" if len(imported) > 3 else "")
+        notes.append(
+            f"{len(imported)} sources imported from hfselect store no text hashes (hfselect keeps none): "
+            f"duplicate exclusion is off for them ({shown})"
+        )
     return found, broken, notes
 
 

@@ -73,6 +73,7 @@ def verify_entry_dir(
 
 
 _VERIFIED: set[tuple[Any, ...]] = set()
+_VERIFIED_MAX = 65_536  # more than a 10,000-entry pool's entries: a ranking hashes each entry once
 
 
 def _stat_key(file: Path) -> tuple[int, int, int]:
@@ -134,7 +135,7 @@ class PoolEntry:
             return
         verify_entry_dir(self.path, self.label, self.config_sha256 or None)
         if key is not None:
-            if len(_VERIFIED) > 4096:
+            if len(_VERIFIED) > _VERIFIED_MAX:
                 _VERIFIED.clear()
             _VERIFIED.add(key)
 
