@@ -165,9 +165,10 @@ def run_list(pool_dir: Path) -> dict:
         "        from taskscout.cli.main import main; main()\n"
         "    except SystemExit as exc:\n"
         "        assert not exc.code, exc.code\n"
+        "seconds = time.perf_counter() - started\n"
         "import json\n"
         "count = len(json.loads(buffer.getvalue()))\n"
-        "print(json.dumps({'seconds': time.perf_counter() - started, 'entries': count,"
+        "print(json.dumps({'seconds': seconds, 'entries': count,"
         " 'peak_rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))\n"
     )
     started = time.perf_counter()

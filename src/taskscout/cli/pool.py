@@ -160,11 +160,9 @@ def list_entries(
     entries = opened.entries(kind, base_model=base_model, language=language, task_type=task_type)
     _warn_problems(opened)
     if as_json:
-        print(
-            json.dumps(
-                [{"kind": e.kind, "source": e.source, **e.meta} for e in entries], indent=2, default=str
-            )
-        )
+        # One entry per line: json's C encoder (not used with indent) keeps 10,000 entries under a second.
+        rows = (json.dumps({"kind": e.kind, "source": e.source, **e.meta}, default=str) for e in entries)
+        print("[\n" + ",\n".join(rows) + "\n]" if entries else "[]")
         return
     table = Table(title=escape(f"{opened.path} ({len(entries)} entries)"))
     for column in ("kind", "source", "type", "lang", "#examples", "base model", "ESM R²", "source acc/corr"):
