@@ -117,7 +117,6 @@ def read_hfselect_dir(
         raise PoolError(f"{where}: not a directory; pass an hfselect ESM directory or hub:USER/REPO")
     config = _read_config(directory, where)
     weight, bias, layout = _read_weights(directory, where, config)
-    base_model = config["base_model_name"]
     meta = _entry_meta(
         config, weight.shape[0], layout, task_type, origin or str(directory.resolve()), revision
     )
@@ -128,8 +127,6 @@ def read_hfselect_dir(
         source = entry_name(name)
     except PoolError as exc:
         raise PoolError(f"{where}: {exc}; pass a source name with --name") from None
-    if not base_model:
-        raise PoolError(f"{where}: config.json has an empty base_model_name")
     return HfselectESM(weight, bias, meta, source)
 
 
@@ -149,6 +146,8 @@ def _read_config(directory: Path, where: str) -> dict[str, Any]:
         raise PoolError(
             f"{where}: config.json has no base_model_name / esm_embedding_dim; this is not an hfselect ESM"
         )
+    if not config["base_model_name"].strip():
+        raise PoolError(f"{where}: config.json has an empty base_model_name")
     architecture = config.get("esm_architecture", "linear")
     if architecture != "linear":
         raise PoolError(f"{where}: esm_architecture {architecture!r} is not supported (only 'linear')")
@@ -281,7 +280,7 @@ def add_esms(pool: Pool, esms: list[tuple[HfselectESM, str]], *, overwrite: bool
                 f"{where}: pool {pool.path} already has an esm entry {esm.name!r}; pass --overwrite or --name"
             )
         check_pool_dimension(pool, esm, where)
-    with tempfile.TemporaryDirectory(prefix="hfselect-", dir=pool.path) as tmp:
+    with tempfile.TemporaryDirectory(prefix="taskscout-hfselect-") as tmp:
         items = []
         for i, (esm, _) in enumerate(esms):
             file = Path(tmp) / f"{i}.safetensors"
