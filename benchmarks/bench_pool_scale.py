@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="embedding width D")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="build the pool here and keep it (default: a temp dir)")
+    parser.add_argument("--existing", type=Path, help="measure a pool kept by --keep instead of building one")
+    parser.add_argument("--skip-rank", action="store_true", help="measure build, list and verify only")
     parser.add_argument("--phase", choices=["build", "verify", "rank"], help=argparse.SUPPRESS)
     parser.add_argument("--pool", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
@@ -219,51 +221,53 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0],
         }
-        print(f"building {args.sources} entries (D = {args.dim}) in {pool_dir} ...", file=sys.stderr)
-        # Every phase runs in a child process, so the parent's memory never counts towards a phase.
-        results["build"] = run_phase(
-            [
-                "--phase",
-                "build",
-                "--pool",
-                str(pool_dir),
-                "--sources",
-                str(args.sources),
-                "--dim",
-                str(args.dim),
-                "--model",
-                model,
-            ]
-        )
+        # Every phase runs in a child process, so the parent's memory never counts towards a phase; the
+        # machine's load is recorded with each, since other jobs share its cores.
+        if args.existing:
+            pool_dir = args.existing
+            results["build"] = None
+        else:
+            print(f"building {args.sources} entries (D = {args.dim}) in {pool_dir} ...", file=sys.stderr)
+            build_args = ["--pool", str(pool_dir), "--sources", str(args.sources), "--dim", str(args.dim)]
+            results["build"] = _timed(lambda: run_phase(["--phase", "build", *build_args, "--model", model]))
         results["disk_bytes"] = disk_bytes(pool_dir)
         print("pool list ...", file=sys.stderr)
-        results["list"] = run_list(pool_dir)
+        results["list"] = _timed(lambda: run_list(pool_dir))
         print("pool verify ...", file=sys.stderr)
-        results["verify"] = run_phase(["--phase", "verify", "--pool", str(pool_dir)])
-        print("rank ...", file=sys.stderr)
-        results["rank"] = run_phase(
-            ["--phase", "rank", "--pool", str(pool_dir), "--target", str(target), "--model", model]
-        )
+        results["verify"] = _timed(lambda: run_phase(["--phase", "verify", "--pool", str(pool_dir)]))
+        if not args.skip_rank:
+            print("rank ...", file=sys.stderr)
+            rank_args = ["--pool", str(pool_dir), "--target", str(target), "--model", model]
+            results["rank"] = _timed(lambda: run_phase(["--phase", "rank", *rank_args]))
     print_table(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
+def _timed(phase) -> dict:
+    load = os.getloadavg()[0]
+    result = phase()
+    return {**result, "load_average_1min": [round(load, 1), round(os.getloadavg()[0], 1)]}
+
+
 def print_table(results: dict) -> None:
     gib = 1024**3
     disk = results["disk_bytes"] / gib
     print(f"\nN = {results['sources']:,} sources, D = {results['dim']}, disk {disk:.2f} GiB")
-    print(f"{'phase':<14}{'seconds':>10}{'peak RSS (GiB)':>16}")
+    print(f"{'phase':<14}{'seconds':>10}{'peak RSS (GiB)':>16}{'load (start, end)':>20}")
     for phase in ("build", "list", "verify", "rank"):
-        row = results[phase]
-        print(f"{phase:<14}{row['seconds']:>10.1f}{row['peak_rss_bytes'] / gib:>16.2f}")
-    rank = results["rank"]
-    print(
-        f"(rank: target embedded in {rank['embed_target_seconds']:.1f} s, model loaded in "
-        f"{rank['load_model_seconds']:.1f} s, {rank['ranked']} ranked, {rank['failed']} failed; "
-        f"list process incl. start-up {results['list']['process_seconds']:.1f} s)"
-    )
+        row = results.get(phase)
+        if row:
+            load = ", ".join(map(str, row["load_average_1min"]))
+            print(f"{phase:<14}{row['seconds']:>10.1f}{row['peak_rss_bytes'] / gib:>16.2f}{load:>20}")
+    rank = results.get("rank")
+    if rank:
+        print(
+            f"(rank: target embedded in {rank['embed_target_seconds']:.1f} s, model loaded in "
+            f"{rank['load_model_seconds']:.1f} s, {rank['ranked']} ranked, {rank['failed']} failed)"
+        )
+    print(f"(pool list process including interpreter start-up: {results['list']['process_seconds']:.1f} s)")
 
 
 if __name__ == "__main__":
