@@ -309,3 +309,33 @@ def test_pool_add_then_rank_reproduces_hfselect_scores(tmp_path, monkeypatch, ca
     assert [row["source"] for row in ranking["ranking"]] == sorted(expected, key=lambda n: -expected[n])
     assert ranking["target_rows"] == 500
     assert any("4 sources imported from hfselect store no text hashes" in w for w in ranking["warnings"])
+
+
+def test_pair_targets_are_embedded_as_hfselect_joins_them(tmp_path, tiny_model_dir):
+    """hfselect embeds a pair as one text joined with " [SEP] "; its ESMs are scored on that embedding."""
+    from taskscout.encode.encoder import Encoder
+    from taskscout.methods.logme import logme
+    from taskscout.rank import rank
+    from tests.conftest import make_task
+
+    directory = copy_esm(tmp_path, as_name="tiny-esm")
+    config = json.loads((directory / "config.json").read_text())
+    model = str(tiny_model_dir)
+    (directory / "config.json").write_text(
+        json.dumps({**config, "base_model_name": model, "esm_embedding_dim": 32})
+    )
+    rng = np.random.default_rng(0)
+    weight = (np.eye(32) + rng.normal(scale=0.3, size=(32, 32))).astype(np.float32)
+    bias = rng.normal(size=32).astype(np.float32)
+    _rewrite_tensors(directory, {"model.weight": weight, "model.bias": bias})
+    pool = Pool.create(tmp_path / "pool")
+    add_hfselect(pool, [str(directory)])
+    task = make_task("pairs", n=80, pair=True).deduplicate()
+    score = rank(task, pool).scores()["tiny-esm"]
+
+    encoder = Encoder(model, pooling="pooler", max_length=128)  # hfselect pools other BERTs' pooler output
+    joined = encoder.encode([f"{a} [SEP] {b}" for a, b in zip(task.texts, task.text_pairs, strict=True)])
+    expected = logme(joined.astype(np.float64) @ weight.T + bias, task.labels)
+    assert score == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    paired = encoder.encode(task.texts, task.text_pairs)  # taskscout's own pair encoding differs
+    assert abs(logme(paired.astype(np.float64) @ weight.T + bias, task.labels) - expected) > 1e-4

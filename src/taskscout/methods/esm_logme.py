@@ -75,8 +75,15 @@ def paired_embeddings(
     return base, mapped, esm_config
 
 
-def _target_statistics(target: Target, progress: bool):
-    features = target.features(progress="embedding target" if progress else False)
+def _target_statistics(target: Target, progress: bool, text_join: str | None = None):
+    if text_join is not None and target.task.is_pair:
+        # hfselect embeds a pair as one text, joined with a literal separator: its ESMs were fitted on that.
+        joined = [
+            f"{a}{text_join}{b}" for a, b in zip(target.task.texts, target.task.text_pairs, strict=True)
+        ]
+        features = target.encoder.encode(joined, progress="embedding target (joined)" if progress else False)
+    else:
+        features = target.features(progress="embedding target" if progress else False)
     try:
         return target_statistics(features, target.task.labels, regression=not target.task.is_classification)
     except UnboundedEvidenceError as exc:
@@ -108,8 +115,13 @@ class ESMLogME(SelectionMethod):
         """Verify the entry and the shapes of its map; the weights are read chunk by chunk when scoring."""
         check_map_shapes(entry, target.encoder.dim)
 
-    def prepare_target(self, target: Target, protocol: None, *, progress: bool = False):
-        return _target_statistics(target, progress)
+    def protocol(self, entry: PoolEntry) -> dict[str, str] | None:
+        """Entries imported from hfselect see pair targets as hfselect does (one joined text)."""
+        join = entry.meta.get("text_join_targets")
+        return {"text_join": join} if isinstance(join, str) and join else None
+
+    def prepare_target(self, target: Target, protocol: dict[str, str] | None, *, progress: bool = False):
+        return _target_statistics(target, progress, (protocol or {}).get("text_join"))
 
     def score_group(
         self, target: Target, reference, group: list[LoadedEntry], out: MethodScores

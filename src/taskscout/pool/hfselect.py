@@ -249,6 +249,8 @@ def _entry_meta(
             "hfselect_tensor_layout": layout,
             "text_columns": columns,
             "text_join": TEXT_JOIN if len(columns) > 1 else None,
+            # hfselect embeds every pair target as one joined text; ranking does the same for this entry.
+            "text_join_targets": TEXT_JOIN,
         }
     )
     return meta
