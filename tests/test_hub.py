@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -202,7 +201,12 @@ def pool_files(pool: Pool) -> dict[str, bytes]:
 
 def test_pull_verifies_and_pins(hf_cache, tmp_path, monkeypatch, capsys):
     shared = small_pool(tmp_path)
-    sha = cache_repo(hf_cache, "team/esm-pool", pool_files(shared))
+    repo_files = {
+        **pool_files(shared),
+        "README.md": b"---\ntags: [taskscout-pool]\n---\n",
+        ".gitattributes": b"",
+    }
+    sha = cache_repo(hf_cache, "team/esm-pool", repo_files)  # a Hub repo also holds README.md etc.
     mine = tmp_path / "mine"
     code, out, err = run(monkeypatch, capsys, "pool", "pull", "team/esm-pool", "--pool", str(mine))
     assert code == 0, err
@@ -221,7 +225,11 @@ def test_pull_refuses_tampered_files_and_non_pools(hf_cache, tmp_path):
     name = next(k for k in files if k.endswith("esm.safetensors"))
     files[name] = files[name][:-4] + b"\x00\x00\x00\x00"
     cache_repo(hf_cache, "team/tampered", files)
-    cache_repo(hf_cache, "team/escape", {**pool_files(shared), "entries/esm/x/../../../evil": b"x"})
+    sha = cache_repo(hf_cache, "team/escape", pool_files(shared))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of any pool")
+    snapshot = hf_cache / "models--team--escape" / "snapshots" / sha
+    (snapshot / "entries" / "esm" / "imdb-random" / "extra.txt").symlink_to(outside)
     cache_repo(hf_cache, "team/not-a-pool", {"README.md": b"hi"})
     mine = Pool.create(tmp_path / "mine")
     with pytest.raises(PoolError, match=r"hub:team/tampered@[0-9a-f]{12}: .*checksum"):
@@ -230,8 +238,9 @@ def test_pull_refuses_tampered_files_and_non_pools(hf_cache, tmp_path):
         pull_pool(mine, "team/not-a-pool")
     with pytest.raises(PoolError, match="not in the local Hugging Face cache"):
         pull_pool(mine, "team/never-downloaded")
+    with pytest.raises(PoolError, match=r"hub:team/escape: entries/esm/imdb-random/extra\.txt leads outside"):
+        pull_pool(mine, "team/escape")
     assert mine.entries() == [] and "hub_pulls" not in mine.info
-    shutil.rmtree(hf_cache / "models--team--escape")
 
 
 def test_pushed_layout_is_what_pull_reads(tmp_path, hf_cache):

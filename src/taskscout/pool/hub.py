@@ -246,12 +246,12 @@ def pull_pool(
         try:
             with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
                 for file in sorted(snapshot.path.rglob("*")):
-                    if file.is_dir():
-                        continue
+                    name = file.relative_to(snapshot.path).as_posix()
+                    if file.is_dir() or not (name in POOL_FILES or name.startswith("entries/")):
+                        continue  # a repo's README.md, .gitattributes, ...: not part of the pool
                     real = file.resolve()
                     if not real.is_file() or not real.is_relative_to(cache_root):
                         raise PoolError(f"{what}: {file.relative_to(snapshot.path)} leads outside the cache")
-                    name = file.relative_to(snapshot.path).as_posix()
                     info = tarfile.TarInfo(name)
                     info.size = real.stat().st_size
                     info.mode = 0o644
