@@ -284,6 +284,15 @@ def test_export_refuses_non_linear_maps_and_unknown_sources(tmp_path):
     )
     with pytest.raises(PoolError, match="not a linear map"):
         export_hfselect(pool, tmp_path / "out", kind="esm-mlp")
+    # Exporting again replaces the earlier export; a directory of something else is never replaced.
+    export_hfselect(pool, tmp_path / "out")
+    export_hfselect(pool, tmp_path / "out")
+    mine = tmp_path / "mine" / "imdb-random"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(PoolError, match="exists and is not an hfselect ESM directory"):
+        export_hfselect(pool, tmp_path / "mine")
+    assert (mine / "notes.txt").read_text() == "keep me"
 
 
 # ---------------------------------------------------------------------------------------------- scores

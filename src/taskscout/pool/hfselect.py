@@ -410,7 +410,17 @@ def export_hfselect(
                 f"{hfselect_pooling(entry.base_model)}; its hfselect scores will differ from taskscout's"
             )
         maps.append((entry, weight, bias))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry, _, _ in maps:
+        # An earlier export of the same source is replaced; anything else under that name is never touched.
+        target = out_dir / entry.source
+        if target.is_symlink() or (target.exists() and not _is_exported_esm(target)):
+            raise PoolError(
+                f"{target} exists and is not an hfselect ESM directory; export to another directory"
+            )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoolError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     for entry, weight, bias in maps:
         target = out_dir / entry.source
         try:
@@ -422,3 +432,10 @@ def export_hfselect(
             raise PoolError(f"cannot write hfselect ESM {target}: {exc.strerror or exc}") from None
         written.append(target)
     return written, warnings
+
+
+def _is_exported_esm(directory: Path) -> bool:
+    """A directory holding only an hfselect ESM's two files (what an earlier export wrote)."""
+    if not directory.is_dir():
+        return False
+    return {p.name for p in directory.iterdir()} <= {HFSELECT_CONFIG, HFSELECT_WEIGHTS}
