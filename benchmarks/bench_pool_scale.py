@@ -144,14 +144,16 @@ def phase_verify(pool_dir: Path) -> dict:
 def phase_rank(pool_dir: Path, target: Path, model: str) -> dict:
     from taskscout.data.loaders import load_task
     from taskscout.encode.encoder import Encoder
-    from taskscout.rank import rank
+    from taskscout.ranking import rank
 
     # Embed the target first (cached by content), so the CPU time measured below is the ranking's.
     task = load_task(str(target))
     Encoder(model).encode_task(task.deduplicate().subsample(1000, seed=0))
     cpu_before = cpu_seconds()
     started = time.perf_counter()
-    ranking = rank(str(target), pool_dir, model=None if model == DEFAULT_MODEL else model)
+    ranking = rank(
+        str(target), pool=pool_dir, model=None if model == DEFAULT_MODEL else model, progress=False
+    )
     timings = ranking.timings
     return {
         "seconds": timings["score"],  # after the target is embedded

@@ -12,7 +12,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from taskscout.errors import PoolError
-from taskscout.pool.hfselect import add_hfselect, export_hfselect, hfselect_pooling, read_hfselect_dir
+from taskscout.pool.hfselect import export_hfselect, hfselect_pooling, read_hfselect_dir
+from taskscout.pool.sources import add_hfselect
 from taskscout.pool.store import Pool
 from tests.test_cli import run
 
@@ -324,7 +325,7 @@ def test_pair_targets_are_embedded_as_hfselect_joins_them(tmp_path, tiny_model_d
     """hfselect embeds a pair as one text joined with " [SEP] "; its ESMs are scored on that embedding."""
     from taskscout.encode.encoder import Encoder
     from taskscout.methods.logme import logme
-    from taskscout.rank import rank
+    from taskscout.ranking import rank
     from tests.conftest import make_task
 
     directory = copy_esm(tmp_path, as_name="tiny-esm")
@@ -340,7 +341,7 @@ def test_pair_targets_are_embedded_as_hfselect_joins_them(tmp_path, tiny_model_d
     pool = Pool.create(tmp_path / "pool")
     add_hfselect(pool, [str(directory)])
     task = make_task("pairs", n=80, pair=True).deduplicate()
-    score = rank(task, pool).scores()["tiny-esm"]
+    score = rank(task, pool=pool, progress=False).scores()["tiny-esm"]
 
     encoder = Encoder(model, pooling="pooler", max_length=128)  # hfselect pools other BERTs' pooler output
     joined = encoder.encode([f"{a} [SEP] {b}" for a, b in zip(task.texts, task.text_pairs, strict=True)])

@@ -13,8 +13,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from taskscout.errors import PoolError
-from taskscout.pool.hfselect import add_hfselect
 from taskscout.pool.hub import parse_hub_spec, pull_pool, push_pool, search_hub
+from taskscout.pool.sources import add_hfselect
 from taskscout.pool.store import Pool
 from tests.test_cli import run
 

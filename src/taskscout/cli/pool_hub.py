@@ -42,7 +42,7 @@ def add(
     overwrite: Annotated[bool, typer.Option(help="Replace entries with the same name.")] = False,
 ) -> None:
     """Add hfselect ESMs (directories or Hub repos) to a pool: all validated first, then all added."""
-    from taskscout.pool.hfselect import add_hfselect
+    from taskscout.pool.sources import add_hfselect
 
     opened = _writable(pool)
     entries = add_hfselect(opened, sources, name=name, task_type=task_type, overwrite=overwrite)

@@ -291,37 +291,6 @@ def add_esms(pool: Pool, esms: list[tuple[HfselectESM, str]], *, overwrite: bool
         return pool.add_entries(items)
 
 
-def add_hfselect(
-    pool: Pool,
-    specs: list[str],
-    *,
-    name: str | None = None,
-    task_type: str = "",
-    overwrite: bool = False,
-) -> list[PoolEntry]:
-    """Read hfselect ESM directories and ``hub:USER/REPO[@REV]`` repos and add them to ``pool``.
-
-    Every ESM is read and validated before anything is added; then all are added at once. ``name`` names
-    the source when a single ESM is added.
-    """
-    if not specs:
-        raise PoolError("name at least one hfselect ESM directory or hub:USER/REPO")
-    if name is not None and len(specs) > 1:
-        raise PoolError("--name names one source; add several ESMs without it")
-    if task_type not in ("", "classification", "regression"):
-        raise PoolError(f"task type {task_type!r}: use classification or regression")
-    pool._require_writable()
-    esms = []
-    for spec in specs:
-        if spec.startswith("hub:"):
-            from taskscout.pool.hub import read_hub_esm
-
-            esms.append(read_hub_esm(spec, name=name, task_type=task_type))
-        else:
-            esms.append((read_hfselect_dir(spec, name=name, task_type=task_type), f"hfselect ESM {spec}"))
-    return add_esms(pool, esms, overwrite=overwrite)
-
-
 def _save_map(file: Path, weight: np.ndarray, bias: np.ndarray, prefix: str = "") -> None:
     """A float32 map as safetensors: taskscout's names (``weight``/``bias``) or hfselect's (``model.``)."""
     from safetensors.numpy import save_file
