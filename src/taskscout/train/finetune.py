@@ -11,7 +11,6 @@ model) so one learning rate suits targets on any scale.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -25,12 +24,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from taskscout.configs import json_key
 from taskscout.data.task import Task
 from taskscout.devices import autocast, describe, grad_scaler, module_device, resolve_device
 from taskscout.encode.encoder import Encoder, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
-from taskscout.io import atomic_dir, file_lock, sha256_file
+from taskscout.io import atomic_dir, file_lock, read_json, sha256_file, write_json
 from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
@@ -124,7 +124,7 @@ class FineTuned:
                 "info": self.info,
                 "encoder_sha256": sha256_file(tmp / "encoder" / "model.safetensors"),
             }
-            (tmp / "finetuned.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+            write_json(tmp / "finetuned.json", meta)
         return directory
 
     @classmethod
@@ -136,13 +136,13 @@ class FineTuned:
         meta_path = directory / "finetuned.json"
         if not meta_path.exists():
             raise TaskscoutError(f"{directory} is not a fine-tuned taskscout model (no finetuned.json)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path)
         weights = directory / "encoder" / "model.safetensors"
         if sha256_file(weights) != meta["encoder_sha256"]:
             raise TaskscoutError(
                 f"fine-tuned model {directory} is corrupt (checksum mismatch); delete it to rebuild"
             )
-        config = TrainConfig(**meta["train_config"])
+        config = TrainConfig.from_dict(meta["train_config"])
         encoder = AutoModel.from_pretrained(directory / "encoder")
         model = SequenceModel(encoder, meta["num_outputs"], config.pooling, config.dropout)
         model.head.load_state_dict(load_file(directory / "head.safetensors"))
@@ -438,14 +438,10 @@ def finetuned_model_dir(task: Task, base: str, config: TrainConfig) -> Path:
     The key covers the exact base weights, the exact rows and labels, and every hyper-parameter, so a
     cached model is reused exactly when retraining would reproduce it.
     """
-    import hashlib
-
     from taskscout import paths
 
     resolved = resolve_model(base)
-    key = hashlib.sha256(
-        json.dumps([resolved.fingerprint, task.fingerprint(), config.to_dict()], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    key = json_key([resolved.fingerprint, task.fingerprint(), config.to_dict()], 12)
     return paths.subdir("models") / f"{task.name}-{key}"
 
 
