@@ -114,13 +114,15 @@ def fit_sgd(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ESM-LogME paper's trainer: AdamW on MSE, linear decay, gradient clipping at 1.0."""
+    from transformers import get_linear_schedule_with_warmup
+
     torch.manual_seed(seed)
     x = torch.as_tensor(np.asarray(base, dtype=np.float32))
     y = torch.as_tensor(np.asarray(tuned, dtype=np.float32))
     layer = torch.nn.Linear(x.shape[1], y.shape[1])
     optimizer = torch.optim.AdamW(layer.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, steps)))
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)

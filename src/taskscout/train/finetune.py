@@ -11,6 +11,7 @@ model) so one learning rate suits targets on any scale.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import time
@@ -345,6 +346,22 @@ def fit_probe_head(model: SequenceModel, tokenizer_of: Encoder, task: Task, targ
         model.head.bias.copy_(torch.as_tensor(bias, dtype=model.head.bias.dtype))
 
 
+def warmup_then_linear_decay(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor of optimizer step ``step`` (0-based): linear warm-up to 1 over ``warmup_steps``
+    steps, then linear decay to 0 at ``total_steps``.
+
+    Not ``transformers.get_linear_schedule_with_warmup``, on purpose: its warm-up factor is
+    ``step / warmup`` (the first step runs at learning rate 0), this one's ``(step + 1) / warmup``. The two
+    agree exactly without warm-up (``warmup_steps=0``, small-v1) and differ at every warm-up step
+    otherwise (v2: source models and transfer runs). Fine-tuned models are cached by their config, not
+    by code, so switching would silently mix models trained under two schedules in one cache and in
+    one benchmark; tests/test_finetune.py pins both facts.
+    """
+    if step < warmup_steps:
+        return (step + 1) / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
 def finetune(
     task: Task,
     base: str | nn.Module,
@@ -380,12 +397,7 @@ def finetune(
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: (
-            (step + 1) / max(1, warmup)
-            if step < warmup
-            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-        ),
+        optimizer, functools.partial(warmup_then_linear_decay, warmup_steps=warmup, total_steps=total_steps)
     )
     helper = Encoder.from_module(
         encoder, tokenizer, name=base_name, fingerprint="train", max_length=config.max_length, cache=False
