@@ -82,3 +82,50 @@ def test_new_config_fields_do_not_change_existing_hashes():
     assert get_protocol("small-v1").hash() == "e7d3c38e3dcf"
     with pytest.raises(ValueError, match="head_init"):
         TrainConfig(head_init="zeros")
+
+
+@pytest.mark.parametrize(
+    ("warmup_ratio", "total"), [(0.0, 1), (0.0, 7), (0.0, 48), (0.1, 48), (0.1, 126), (0.5, 9)]
+)
+def test_learning_rate_schedule_per_step(warmup_ratio, total):
+    """The fine-tuning schedule, step by step, and where transformers' linear schedule differs from it."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from taskscout.train.finetune import warmup_then_linear_decay
+
+    warmup = int(warmup_ratio * total)  # as finetune() computes it
+    ours = [warmup_then_linear_decay(s, warmup_steps=warmup, total_steps=total) for s in range(total)]
+    # the closed form: (s + 1) / W during warm-up, then (T - s) / (T - W)
+    expected = [(s + 1) / warmup if s < warmup else (total - s) / (total - warmup) for s in range(total)]
+    assert ours == pytest.approx(expected, abs=0)
+    assert ours[-1] > 0 and max(ours) == 1.0
+
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    library = get_linear_schedule_with_warmup(optimizer, warmup, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        library.step()
+    if warmup == 0:
+        assert rates == pytest.approx(ours, abs=1e-15)  # identical without warm-up
+    else:
+        # transformers starts at 0 and is one step behind during warm-up; identical afterwards
+        assert rates[0] == 0.0 and rates[:warmup] == pytest.approx([s / warmup for s in range(warmup)])
+        assert rates[warmup:] == pytest.approx(ours[warmup:], abs=1e-15)
+
+
+def test_esm_sgd_schedule_is_transformers_linear_decay():
+    """fit_sgd's schedule (transformers, no warm-up) equals the hand-written 1 - s / steps it replaced."""
+    from transformers import get_linear_schedule_with_warmup
+
+    steps = 20
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=steps)
+    rates = []
+    for _ in range(steps + 2):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([max(0.0, 1 - s / steps) for s in range(steps + 2)], abs=1e-15)

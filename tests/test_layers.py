@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "utilities",
         (
             "taskscout.errors",
+            "taskscout.configs",
             "taskscout.io",
             "taskscout.paths",
             "taskscout.devices",

@@ -8,7 +8,6 @@ other catalog task is a source. Rankings see exactly the target sample the trans
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from taskscout.configs import json_key
 from taskscout.data.catalog import same_text_group
 from taskscout.data.dedup import overlap_fraction, text_hashes
 from taskscout.data.task import Task
@@ -26,7 +26,7 @@ from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.suites import SMALL_V1
 from taskscout.evaluate.transfer import TransferProtocol, target_samples
-from taskscout.io import file_lock, read_json, sha256_bytes, write_json
+from taskscout.io import file_lock, read_json, write_json
 from taskscout.pool.store import Pool
 from taskscout.ranking import DUPLICATE_OVERLAP
 
@@ -129,7 +129,7 @@ class ScoreCache:
         kind = get_method(method).kind
         entries = sorted(pool.entries(kind) if kind else pool.entries(), key=lambda e: (e.kind, e.source))
         parts = [protocol.hash(), method] + [[e.kind, e.source, e.meta.get("files", {})] for e in entries]
-        return sha256_bytes(json.dumps(parts, sort_keys=True).encode())[:16]
+        return json_key(parts, 16)
 
     def get(self, method: str, target: str, signature: str | None) -> dict[str, Any] | None:
         """The stored ranking if computed from ``signature`` (``None``: whatever it was computed from)."""

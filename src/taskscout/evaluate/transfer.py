@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import platform
 import sqlite3
@@ -26,6 +25,7 @@ import pandas as pd
 import taskscout
 from taskscout import paths
 from taskscout.cluster import RayOptions
+from taskscout.configs import Config
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
 from taskscout.io import file_lock, sha256_bytes
@@ -38,7 +38,7 @@ BASELINE = ""  # the source name of no-transfer runs
 
 
 @dataclass(frozen=True)
-class TransferProtocol:
+class TransferProtocol(Config):
     """A named, fixed experimental protocol; its hash identifies comparable runs.
 
     ``small-v1`` is built for this machine class (2 CPU cores): small targets (256 training rows, where
@@ -68,16 +68,6 @@ class TransferProtocol:
     # Fields added after small-v1 was hashed: left out of the dict while at their default, so the
     # hashes that key committed runs stay what they were.
     _LATER_FIELDS: ClassVar[dict[str, Any]] = {"eval_at_most_half": True}
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {**dataclasses.asdict(self), "train": self.train.to_dict(), "source": self.source.to_dict()}
-        for name, default in self._LATER_FIELDS.items():
-            if data.get(name) == default:
-                data.pop(name)
-        return data
-
-    def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 V2 = TransferProtocol(

@@ -23,7 +23,6 @@ the sources were (same cached model TaskEmb's P2 uses).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ import numpy as np
 
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
+from taskscout.io import write_json
 from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target
 from taskscout.methods.taskemb import finetune_protocol, target_finetuned
 from taskscout.pool.store import PoolEntry
@@ -113,7 +113,7 @@ class CurveGrad(SelectionMethod):
             "curvegrad_steps": int(tuned.info.get("steps", 0)),
             "embedding_dim": int(features.size),
         }
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        write_json(out_dir / "config.json", meta)
 
     def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
         return None if isinstance(entry.meta.get("curvegrad"), dict) else "not a CurveGrad entry"

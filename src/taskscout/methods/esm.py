@@ -19,8 +19,6 @@ metadata meaning-compatible with hfselect's ``ESMConfig`` and the weights' sha25
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,9 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from taskscout.configs import Config
 from taskscout.errors import PoolError, TaskscoutError
-from taskscout.io import atomic_dir, sha256_file
+from taskscout.io import atomic_dir, read_json, sha256_file, write_json
 
 ESM_WEIGHTS = "esm.safetensors"
 ESM_CONFIG = "config.json"
@@ -38,8 +37,11 @@ ESM_FORMAT = "taskscout-esm"
 
 
 @dataclass
-class ESMConfig:
-    """Metadata of an ESM. Field names follow hfselect's ``ESMConfig`` where the meaning is the same."""
+class ESMConfig(Config):
+    """Metadata of an ESM. Field names follow hfselect's ``ESMConfig`` where the meaning is the same.
+
+    Not frozen, unlike the other configs: it keys nothing and is filled in while the map is fitted.
+    """
 
     base_model_name: str = ""
     base_model_fingerprint: str = ""
@@ -75,11 +77,6 @@ class ESMConfig:
     lm_eval: dict[str, float] = field(default_factory=dict)
     developers: str = "taskscout"
     version: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ESMConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def fit_ridge(
@@ -117,13 +114,15 @@ def fit_sgd(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ESM-LogME paper's trainer: AdamW on MSE, linear decay, gradient clipping at 1.0."""
+    from transformers import get_linear_schedule_with_warmup
+
     torch.manual_seed(seed)
     x = torch.as_tensor(np.asarray(base, dtype=np.float32))
     y = torch.as_tensor(np.asarray(tuned, dtype=np.float32))
     layer = torch.nn.Linear(x.shape[1], y.shape[1])
     optimizer = torch.optim.AdamW(layer.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, steps)))
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
@@ -234,8 +233,8 @@ def _save_tensors(
             str(tmp / ESM_WEIGHTS),
             metadata={"format": ESM_FORMAT},
         )
-        meta = {"format": ESM_FORMAT, "sha256": sha256_file(tmp / ESM_WEIGHTS), **dataclasses.asdict(config)}
-        (tmp / ESM_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        meta = {"format": ESM_FORMAT, "sha256": sha256_file(tmp / ESM_WEIGHTS), **config.to_dict()}
+        write_json(tmp / ESM_CONFIG, meta)
     return directory
 
 
@@ -243,7 +242,7 @@ def _load_tensors(directory: str | Path, verify: bool) -> tuple[dict[str, np.nda
     """Read an ESM directory; a missing file, bad JSON or checksum mismatch raises :class:`PoolError`."""
     directory = Path(directory)
     try:
-        meta = json.loads((directory / ESM_CONFIG).read_text(encoding="utf-8"))
+        meta = read_json(directory / ESM_CONFIG)
     except (OSError, ValueError) as exc:
         raise PoolError(f"ESM {directory}: cannot read {ESM_CONFIG} ({type(exc).__name__})") from None
     weights_path = directory / ESM_WEIGHTS

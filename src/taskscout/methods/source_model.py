@@ -253,31 +253,12 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sum(freq[:, None] * proj**2 / eigvals[keep]))
 
 
-def ledoit_wolf(features: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ledoit-Wolf (2004) shrinkage covariance ``(1 - a) S + a mu I`` of ``features`` and the shrinkage ``a``.
-
-    With centred rows ``x_k``, ``S = X^T X / N``, ``mu = tr(S) / D``, ``d^2 = |S - mu I|_F^2`` and
-    ``b^2 = min(d^2, 1/N^2 sum_k |x_k x_k^T - S|_F^2)`` (where the sum equals
-    ``sum_k |x_k|^4 - N |S|_F^2``), the shrinkage is ``a = b^2 / d^2``.
-    """
-    x = np.asarray(features, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    n, d = x.shape
-    cov = x.T @ x / n
-    mu = float(np.trace(cov)) / d
-    delta = float(np.sum(cov * cov)) - 2 * mu * float(np.trace(cov)) + d * mu * mu  # |S - mu I|_F^2
-    row_sq = np.einsum("ij,ij->i", x, x)
-    beta = (float(np.sum(row_sq**2)) / n - float(np.sum(cov * cov))) / n
-    beta = min(max(beta, 0.0), delta)
-    shrinkage = beta / delta if delta > 0 else 0.0
-    shrunk = (1.0 - shrinkage) * cov
-    shrunk[np.diag_indices(d)] += shrinkage * mu
-    return shrunk, float(shrinkage)
-
-
 def regularized_h_score(features: np.ndarray, labels: np.ndarray) -> float:
     """Shrinkage H-score (Ibrahim et al. 2022): ``(1 - a) tr(S_a^{-1} cov(E[f|y]))`` with ``S_a`` the
-    Ledoit-Wolf covariance of the features and ``a`` its shrinkage (see :func:`ledoit_wolf`)."""
+    Ledoit-Wolf (2004) covariance of the features and ``a`` its shrinkage (scikit-learn's
+    :func:`~sklearn.covariance.ledoit_wolf`: ``S_a = (1 - a) S + a mu I``, ``mu = tr(S) / D``)."""
+    from sklearn.covariance import ledoit_wolf
+
     f, means, freq = _centred_class_means(features, labels)
     shrunk, alpha = ledoit_wolf(f)
     eigvals, eigvecs = np.linalg.eigh(shrunk)
@@ -289,7 +270,11 @@ def regularized_h_score(features: np.ndarray, labels: np.ndarray) -> float:
 
 def fold_ids(task: Task, folds: int = 5, seed: int = 0) -> np.ndarray:
     """Deterministic fold of every row (``0..k-1``, ``k = min(folds, N)``); class-stratified for
-    classification (each class's rows are spread round-robin over the folds from a random offset)."""
+    classification (each class's rows are spread round-robin over the folds from a random offset).
+
+    Kept instead of scikit-learn's ``StratifiedKFold``: that assigns rows to folds differently, which
+    would change every stored ``frozen`` score without a change of any key that identifies them.
+    """
     n = len(task)
     k = max(2, min(folds, n))
     rng = np.random.default_rng(seed)
@@ -304,27 +289,6 @@ def fold_ids(task: Task, folds: int = 5, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _ridge_loo_fit(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge ``y ~ x`` with an unpenalised intercept, lambda chosen from ``grid`` (multiples of N) by exact
-    leave-one-out squared error; returns ``(coef (D, K), intercept (K,))``."""
-    n = x.shape[0]
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - x_mean, y - y_mean
-    u, s, vt = np.linalg.svd(xc, full_matrices=False)
-    uty = u.T @ yc
-    s2 = s * s
-    best, best_err = grid[0] * n, np.inf
-    for lam in grid * n:
-        shrink = s2 / (s2 + lam)
-        fitted = u @ (shrink[:, None] * uty)
-        leverage = np.minimum((u * u) @ shrink + 1.0 / n, 1.0 - 1e-12)
-        err = float(np.mean(((yc - fitted) / (1.0 - leverage)[:, None]) ** 2))
-        if err < best_err:
-            best, best_err = lam, err
-    coef = vt.T @ ((s / (s2 + best))[:, None] * uty)
-    return coef, y_mean - x_mean @ coef
-
-
 def frozen_transfer_score(features: np.ndarray, task: Task, *, folds: int = 5, seed: int = 0) -> float:
     """Held-out score of a linear head trained on frozen ``features`` of ``task``'s rows.
 
@@ -332,10 +296,13 @@ def frozen_transfer_score(features: np.ndarray, task: Task, *, folds: int = 5, s
     fold the features are standardised with the training rows' statistics and a ridge head with an
     intercept is fitted in closed form -- on one-hot class indicators (prediction = argmax) for
     classification, on standardised targets for regression -- its penalty chosen on the training rows
-    only by exact leave-one-out error over ``lambda/N in 10^{-4..2}``. The out-of-fold predictions of all
-    rows are scored with the transfer experiments' own metric (:func:`~taskscout.train.scoring.
-    score_predictions`): accuracy, or the mean of Pearson and Spearman.
+    only by exact leave-one-out squared error over ``lambda/N in 10^{-4..2}`` (scikit-learn's
+    :class:`~sklearn.linear_model.RidgeCV`, efficient LOO, one penalty for all outputs). The out-of-fold
+    predictions of all rows are scored with the transfer experiments' own metric
+    (:func:`~taskscout.train.scoring.score_predictions`): accuracy, or the mean of Pearson and Spearman.
     """
+    from sklearn.linear_model import RidgeCV
+
     from taskscout.train.scoring import score_predictions
 
     x = np.asarray(features, dtype=np.float64)
@@ -358,8 +325,10 @@ def frozen_transfer_score(features: np.ndarray, task: Task, *, folds: int = 5, s
         std = np.where(std > 0, std, 1.0)
         y_mean, y_std = y[train].mean(axis=0), y[train].std(axis=0)
         y_std = np.where(y_std > 0, y_std, 1.0)
-        coef, intercept = _ridge_loo_fit((x[train] - mean) / std, (y[train] - y_mean) / y_std, grid)
-        predicted[test] = (((x[test] - mean) / std) @ coef + intercept) * y_std + y_mean
+        head = RidgeCV(alphas=grid * int(train.sum())).fit(
+            (x[train] - mean) / std, (y[train] - y_mean) / y_std
+        )
+        predicted[test] = head.predict((x[test] - mean) / std).reshape(int(test.sum()), -1) * y_std + y_mean
     if task.is_classification:
         outputs = classes[predicted.argmax(axis=1)]
     else:

@@ -29,8 +29,6 @@ for MiniLM-L6 in float32); layer outputs are the reduction.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +39,7 @@ from tqdm.auto import tqdm
 
 from taskscout.data.task import Task
 from taskscout.errors import TaskscoutError
+from taskscout.io import write_json
 from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target, cosine
 from taskscout.methods.fusion import reciprocal_rank_fusion_matrix
 from taskscout.pool.store import PoolEntry
@@ -128,8 +127,7 @@ def target_finetuned(target: Target, protocol: dict[str, Any], *, progress: bool
     """The base encoder fine-tuned on the target's rows as the sources were (cached on disk), and the rows."""
     from taskscout.train.finetune import TrainConfig, load_or_finetune
 
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in protocol["train"].items() if k in known})
+    config = TrainConfig.from_dict(protocol["train"])
     rows = target.task.subsample(int(protocol["max_train_rows"]), seed=int(protocol["seed"]))
     tuned = load_or_finetune(
         rows, target.encoder.name, config, progress="fine-tuning the target" if progress else False
@@ -177,7 +175,7 @@ class TaskEmb(SelectionMethod):
             "taskemb_num_rows": len(rows),
             "embedding_dim": int(next(iter(fisher.values())).size),
         }
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        write_json(out_dir / "config.json", meta)
 
     def check_entry(self, entry: PoolEntry, target: Target) -> str | None:
         return None if isinstance(entry.meta.get("taskemb"), dict) else "not a TaskEmb entry"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
+from taskscout.configs import Config
 from taskscout.encode.models import DEFAULT_MODEL
 from taskscout.train.config import TrainConfig
 
@@ -18,7 +17,7 @@ DEFAULT_IMPORT_MAX_RATIO = 200.0
 
 
 @dataclass(frozen=True)
-class BuildConfig:
+class BuildConfig(Config):
     """How sources become pool entries (the defaults are benchmark v2's source models).
 
     ``max_train_rows`` and ``train`` define the source model: 2,000 stratified rows, 2 epochs (126 steps
@@ -42,9 +41,6 @@ class BuildConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=2.0, batch_size=32, learning_rate=5e-5, warmup_ratio=0.1)
     )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "train": self.train.to_dict()}
 
 
 # The first pool's and benchmark small-v1's source models (500 rows x 2 epochs = 32 steps at lr 1e-4,

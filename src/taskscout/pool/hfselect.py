@@ -20,7 +20,6 @@ off for them; ``rank`` says so.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -237,7 +236,7 @@ def _entry_meta(
     )
     for key in ("task_id", "task_split", "label_column"):
         setattr(esm, key, str(getattr(esm, key)))
-    meta = dataclasses.asdict(esm)
+    meta = esm.to_dict()
     meta.update(
         {
             "format": ESM_FORMAT,

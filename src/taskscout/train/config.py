@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from taskscout.configs import Config
+
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Fine-tuning hyper-parameters; defaults follow the ESM-LogME paper (AdamW, lr 2e-5, wd 0.01,
     batch 32, 3 epochs, linear decay)."""
 
@@ -35,10 +36,3 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.head_init not in ("random", "probe"):
             raise ValueError(f"head_init must be 'random' or 'probe', not {self.head_init!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        for name, default in self._LATER_FIELDS.items():
-            if data.get(name) == default:
-                data.pop(name)
-        return data

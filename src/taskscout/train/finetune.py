@@ -11,7 +11,7 @@ model) so one learning rate suits targets on any scale.
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import shutil
 import time
@@ -25,12 +25,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from taskscout.configs import json_key
 from taskscout.data.task import Task
 from taskscout.devices import autocast, describe, grad_scaler, module_device, resolve_device
 from taskscout.encode.encoder import Encoder, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
-from taskscout.io import atomic_dir, file_lock, sha256_file
+from taskscout.io import atomic_dir, file_lock, read_json, sha256_file, write_json
 from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
@@ -124,7 +125,7 @@ class FineTuned:
                 "info": self.info,
                 "encoder_sha256": sha256_file(tmp / "encoder" / "model.safetensors"),
             }
-            (tmp / "finetuned.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+            write_json(tmp / "finetuned.json", meta)
         return directory
 
     @classmethod
@@ -136,13 +137,13 @@ class FineTuned:
         meta_path = directory / "finetuned.json"
         if not meta_path.exists():
             raise TaskscoutError(f"{directory} is not a fine-tuned taskscout model (no finetuned.json)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path)
         weights = directory / "encoder" / "model.safetensors"
         if sha256_file(weights) != meta["encoder_sha256"]:
             raise TaskscoutError(
                 f"fine-tuned model {directory} is corrupt (checksum mismatch); delete it to rebuild"
             )
-        config = TrainConfig(**meta["train_config"])
+        config = TrainConfig.from_dict(meta["train_config"])
         encoder = AutoModel.from_pretrained(directory / "encoder")
         model = SequenceModel(encoder, meta["num_outputs"], config.pooling, config.dropout)
         model.head.load_state_dict(load_file(directory / "head.safetensors"))
@@ -345,6 +346,22 @@ def fit_probe_head(model: SequenceModel, tokenizer_of: Encoder, task: Task, targ
         model.head.bias.copy_(torch.as_tensor(bias, dtype=model.head.bias.dtype))
 
 
+def warmup_then_linear_decay(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor of optimizer step ``step`` (0-based): linear warm-up to 1 over ``warmup_steps``
+    steps, then linear decay to 0 at ``total_steps``.
+
+    Not ``transformers.get_linear_schedule_with_warmup``, on purpose: its warm-up factor is
+    ``step / warmup`` (the first step runs at learning rate 0), this one's ``(step + 1) / warmup``. The two
+    agree exactly without warm-up (``warmup_steps=0``, small-v1) and differ at every warm-up step
+    otherwise (v2: source models and transfer runs). Fine-tuned models are cached by their config, not
+    by code, so switching would silently mix models trained under two schedules in one cache and in
+    one benchmark; tests/test_finetune.py pins both facts.
+    """
+    if step < warmup_steps:
+        return (step + 1) / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
 def finetune(
     task: Task,
     base: str | nn.Module,
@@ -380,12 +397,7 @@ def finetune(
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: (
-            (step + 1) / max(1, warmup)
-            if step < warmup
-            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-        ),
+        optimizer, functools.partial(warmup_then_linear_decay, warmup_steps=warmup, total_steps=total_steps)
     )
     helper = Encoder.from_module(
         encoder, tokenizer, name=base_name, fingerprint="train", max_length=config.max_length, cache=False
@@ -438,14 +450,10 @@ def finetuned_model_dir(task: Task, base: str, config: TrainConfig) -> Path:
     The key covers the exact base weights, the exact rows and labels, and every hyper-parameter, so a
     cached model is reused exactly when retraining would reproduce it.
     """
-    import hashlib
-
     from taskscout import paths
 
     resolved = resolve_model(base)
-    key = hashlib.sha256(
-        json.dumps([resolved.fingerprint, task.fingerprint(), config.to_dict()], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    key = json_key([resolved.fingerprint, task.fingerprint(), config.to_dict()], 12)
     return paths.subdir("models") / f"{task.name}-{key}"
 
 

@@ -13,16 +13,15 @@ from taskscout.data.task import Task
 
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    """Unweighted mean of per-class F1 over classes that occur in labels or predictions."""
-    scores = []
-    for cls in range(num_classes):
-        tp = np.sum((predictions == cls) & (labels == cls))
-        fp = np.sum((predictions == cls) & (labels != cls))
-        fn = np.sum((predictions != cls) & (labels == cls))
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else float("nan")
+    """Unweighted mean of per-class F1 over the classes ``0..num_classes-1`` that occur in labels or
+    predictions (a class only predicted scores 0); NaN when there are none."""
+    from sklearn.metrics import f1_score
+
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    present = np.intersect1d(np.union1d(labels, predictions), np.arange(num_classes))
+    if present.size == 0:
+        return float("nan")
+    return float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0.0))
 
 
 def _correlation(kind: str, a: np.ndarray, b: np.ndarray) -> float:

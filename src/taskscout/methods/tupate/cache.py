@@ -3,13 +3,13 @@ rows and labels, variant, protocol)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from taskscout.configs import json_key
 from taskscout.data.task import Task
 from taskscout.methods.tupate.config import TunedEmbeddings, TuPaTEConfig
 from taskscout.methods.tupate.training import tune
@@ -18,18 +18,8 @@ from taskscout.methods.tupate.training import tune
 def _cache_file(task: Task, fingerprint: str, variant: str, config: TuPaTEConfig, validation: Task | None):
     from taskscout import paths
 
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                fingerprint,
-                task.fingerprint(),
-                None if validation is None else validation.fingerprint(),
-                variant,
-                config.to_dict(),
-            ],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:16]
+    validation_key = None if validation is None else validation.fingerprint()
+    key = json_key([fingerprint, task.fingerprint(), validation_key, variant, config.to_dict()], 16)
     return paths.subdir("tupate") / f"{task.name}-{variant}-{key}.safetensors"
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from taskscout.configs import Config
+
 if TYPE_CHECKING:
     from taskscout.pool.config import BuildConfig
 
@@ -26,7 +28,7 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {"bitfit": 4e-4, "lora": 5e-4, "prefi
 
 
 @dataclass(frozen=True)
-class TuPaTEConfig:
+class TuPaTEConfig(Config):
     """How a task is tuned into an embedding; sources and targets must share it (it is stored per entry).
 
     ``seed``, ``max_length``, ``pooling`` and ``max_rows`` are taken from the pool's ``BuildConfig`` at
@@ -63,19 +65,6 @@ class TuPaTEConfig:
         return float(
             self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[variant]
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["lora_targets"] = list(self.lora_targets)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TuPaTEConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "lora_targets" in values:
-            values["lora_targets"] = tuple(values["lora_targets"])
-        return cls(**values)
 
     def for_build(self, build: BuildConfig) -> TuPaTEConfig:
         """This config with the pool build's seed, tokenisation, pooling and row cap."""

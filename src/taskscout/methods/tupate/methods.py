@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from taskscout.data.task import Task
 from taskscout.errors import PoolError, TaskscoutError
+from taskscout.io import write_json
 from taskscout.methods.base import LoadedEntry, MethodScores, SelectionMethod, Target, cosine
 from taskscout.methods.tupate.cache import tuned_embeddings
 from taskscout.methods.tupate.config import EMBEDDINGS_FILE, STAGES, TuPaTEConfig
@@ -63,7 +63,7 @@ class TuPaTE(SelectionMethod):
             "tupate_info": result.info,
             "embedding_dim": int(result.early.size),
         }
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        write_json(out_dir / "config.json", meta)
 
     # ------------------------------------------------------------------ P2
     def target_embedding(
