@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from taskscout.devices import resolve_device
 from taskscout.errors import DataError, PoolError
 from taskscout.methods.esm import EmbeddingSpaceMap
 from taskscout.methods.logme import logme
@@ -64,9 +65,12 @@ def test_build_is_resumable_and_records_metadata(built_pool, tiny_config):
     assert entry.meta["num_train_rows"] == 48 and entry.meta["esm_num_fit_texts"] == 80
     assert 0 < entry.meta["esm_r2_heldout"] <= 1
     assert entry.meta["lm_eval"]["main"] >= 0
+    auto = str(resolve_device("auto"))  # the CPU on a machine without a GPU
+    assert entry.meta["build_device"] == auto
     entry.verify()
     info = json.loads((built_pool.path / "pool.json").read_text())
     assert info["build"]["history"][0]["built"] == ["src_a", "src_b", "src_reg"]
+    assert info["build"]["history"][0]["device"] == auto
 
 
 def test_failed_source_does_not_stop_build(tmp_path, tiny_config):
@@ -86,8 +90,9 @@ def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
     from taskscout.encode.encoder import Encoder
 
     target = make_task("target", n=60, seed=9)
-    ranking = rank(target, pool=built_pool)
+    ranking = rank(target, pool=built_pool, device="cpu")
     assert [s.rank for s in ranking.sources] == [1, 2, 3]
+    assert ranking.device == "cpu" and type(ranking).from_json(ranking.to_json()).device == "cpu"
     scores = ranking.scores()
     features = Encoder(str(tiny_model_dir), max_length=32).encode_task(target)
     for source, score in scores.items():

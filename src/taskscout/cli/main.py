@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from taskscout.cli.evaluate import DEVICE_HELP  # the CLI's copy: taskscout.devices imports torch
 from taskscout.errors import TaskscoutError
 
 app = typer.Typer(
@@ -96,6 +97,7 @@ def rank(
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
     max_bytes: MaxBytesOpt = None,
     max_read_rows: MaxReadRowsOpt = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json
@@ -117,6 +119,7 @@ def rank(
         keep_duplicates=keep_duplicates,
         max_target_rows=max_target_rows,
         progress=True,
+        device=device,
     )
     table = Table(
         title=escape(f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")

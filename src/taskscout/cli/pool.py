@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from taskscout.cli.evaluate import DEVICE_HELP  # the CLI's copy: taskscout.devices imports torch
 from taskscout.pool.config import (
     DEFAULT_IMPORT_MAX_BYTES,
     DEFAULT_IMPORT_MAX_FILES,
@@ -94,12 +95,15 @@ def build(
         typer.Option("--method", "-m", help="Methods whose P1 entries to build (repeatable)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
+    from taskscout.devices import resolve_device
     from taskscout.encode.models import DEFAULT_MODEL
     from taskscout.pool.build import BuildResult, build_pool
     from taskscout.pool.config import BuildConfig
 
+    resolve_device(device)  # a device this machine lacks fails before anything is fetched or built
     names = list(tasks or [])
     if all_catalog:
         from taskscout.data import catalog
@@ -135,7 +139,13 @@ def build(
         )
 
     results = build_pool(
-        target, names, config, methods=methods or ["esm-logme"], force=force, on_result=report
+        target,
+        names,
+        config,
+        methods=methods or ["esm-logme"],
+        force=force,
+        on_result=report,
+        device=device,
     )
     failed = [r for r in results if r.status == "failed"]
     console.print(

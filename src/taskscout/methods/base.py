@@ -50,8 +50,15 @@ class Target:
         return self._features
 
     @property
-    def encoding(self) -> tuple[str, int]:
+    def device(self) -> Any:
+        """The torch device the target's encoder runs on; methods that tune or embed for P2 use it too."""
+        return "auto" if self.encoder is None else self.encoder.device
+
+    @property
+    def encoding(self) -> tuple[str, int] | None:
         """How the target's texts become vectors besides the weights: ``(pooling, max_length)``."""
+        if self.encoder is None:  # metadata-only methods rank without loading a model
+            return None
         return (self.encoder.spec.pooling, int(self.encoder.spec.max_length))
 
     def with_encoding(self, pooling: str, max_length: int) -> Target:
@@ -221,11 +228,13 @@ class SelectionMethod:
                 continue
             # The group: same base model and weights (checked above), same pooling and truncation (the
             # target is embedded once per group) and the same method-specific protocol.
-            view = target.with_encoding(*entry_encoding(entry, target.encoding))
+            view = target
+            if self.needs_base_model and target.encoder is not None:
+                view = target.with_encoding(*entry_encoding(entry, target.encoding))
             try:
                 data = self.load_entry(entry, view, progress=progress)
                 protocol = self.protocol(entry)
-                grouping = [entry.base_model, entry.fingerprint, *view.encoding, protocol]
+                grouping = [entry.base_model, entry.fingerprint, view.encoding, protocol]
                 key = json.dumps(grouping, sort_keys=True, default=str)
             except DataError:
                 raise  # a problem of the target, not of this entry

@@ -132,7 +132,11 @@ def target_finetuned(target: Target, protocol: dict[str, Any], *, progress: bool
     config = TrainConfig(**{k: v for k, v in protocol["train"].items() if k in known})
     rows = target.task.subsample(int(protocol["max_train_rows"]), seed=int(protocol["seed"]))
     tuned = load_or_finetune(
-        rows, target.encoder.name, config, progress="fine-tuning the target" if progress else False
+        rows,
+        target.encoder.name,
+        config,
+        progress="fine-tuning the target" if progress else False,
+        device=target.device,
     )
     return tuned, rows
 

@@ -21,6 +21,7 @@ import numpy as np
 import taskscout
 from taskscout.data.dedup import text_hashes
 from taskscout.data.task import Task
+from taskscout.devices import resolve_device
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
@@ -88,6 +89,7 @@ def build_entry(
         meta = {
             **source_metadata(task, config),
             "base_model_dim": context.base_encoder.dim,
+            "build_device": str(context.base_encoder.device),
             **own,
             "hash_sample_fraction": len(hash_sample) / len(task),
         }
@@ -106,10 +108,13 @@ def build_pool(
     load_task: Callable[[str], Task] | None = None,
     on_result: Callable[[BuildResult], None] | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> list[BuildResult]:
     """Build the pool entries of ``methods`` for ``sources`` (task names resolved by ``load_task``, or Tasks).
 
     Existing entries are skipped unless ``force``; a failing source is recorded and the build continues.
+    ``device``: where fine-tuning, embedding and PEFT tuning run (``auto``, ``cpu``, ``cuda[:i]``, ``mps``;
+    mixed precision on CUDA); recorded in each entry as ``build_device``.
     """
     from taskscout.methods import get_method
 
@@ -127,7 +132,8 @@ def build_pool(
             # A bare name is a catalog task unless it is an existing file or directory.
             return load_any(name if ":" in name or Path(name).exists() else f"catalog:{name}")
 
-    context = BuildContext(config)
+    resolve_device(device)  # a device this machine lacks is one error before any work, not one per source
+    context = BuildContext(config, device=device)
     # Record the configuration up front, so a pool whose build is interrupted still says how it was built.
     pool.update_info(build={**pool.info.get("build", {}), "config": config.to_dict()})
 
@@ -167,6 +173,7 @@ def build_pool(
                 "methods": [m.name for m in selectors],
                 "built": [r.source for r in built],
                 "seconds": round(sum(r.seconds for r in built), 1),
+                "device": str(resolve_device(device)),
                 "taskscout": taskscout.__version__,
             }
         )
