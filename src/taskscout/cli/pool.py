@@ -96,8 +96,21 @@ def build(
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            flag_value="local",
+            help="Build each source as a Ray task (this process writes the pool): --ray alone starts "
+            "a local Ray runtime; --ray auto joins this node's cluster; --ray ray://HOST:10001 connects "
+            "to one.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
+    ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
+    from taskscout.cluster import RayOptions
     from taskscout.devices import resolve_device
     from taskscout.encode.models import DEFAULT_MODEL
     from taskscout.pool.build import BuildResult, build_pool
@@ -146,6 +159,7 @@ def build(
         force=force,
         on_result=report,
         device=device,
+        ray=None if ray is None else RayOptions(address=ray, cpus_per_task=ray_cpus, gpus_per_task=ray_gpus),
     )
     failed = [r for r in results if r.status == "failed"]
     console.print(
