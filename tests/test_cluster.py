@@ -123,3 +123,24 @@ def test_ray_pool_build_writes_the_same_entries_as_a_local_build(local_ray, tiny
     # Resumable: entries in the pool are not built again, and no Ray task is sent for them.
     again = build_pool(pool, sources, config, progress=False, ray=OPTIONS)
     assert [r.status for r in again] == ["skipped", "skipped"]
+
+
+def test_cli_pool_build_with_ray(local_ray, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from taskscout.pool.store import Pool
+    from tests.test_cli import run
+
+    data = tmp_path / "src_csv.csv"
+    task = make_task("src_csv", n=80, seed=4)
+    data.write_text(
+        "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in zip(task.texts, task.labels, strict=True))
+    )
+    args = ["pool", "build", str(data), "--pool", str(tmp_path / "p"), "--model", str(tiny_model_dir)]
+    args += ["--max-train-rows", "40", "--max-fit-texts", "60", "--epochs", "1", "--device", "cpu", "--ray"]
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "1 built" in out
+    entry = Pool(tmp_path / "p").get("esm", "src_csv")
+    entry.verify()
+    assert entry.meta["build_device"] == "cpu"
+    code, out, _ = run(monkeypatch, capsys, *args)
+    assert code == 0 and "1 skipped" in out

@@ -269,6 +269,17 @@ def check_output_path(path: Path, option: str) -> None:
         raise TaskscoutError(f"{option} {path}: cannot create files in {parent}; pass another path")
 
 
+def _optional_ray_address(args: list[str]) -> list[str]:
+    """``--ray`` alone means ``--ray local``: Typer options cannot take an optional value, so a bare
+    ``--ray`` (last, or followed by another option) gets its default address here."""
+    out: list[str] = []
+    for index, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--ray" and (index + 1 == len(args) or args[index + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user-caused errors into one line.
 
@@ -276,6 +287,7 @@ def main() -> None:
     TaskscoutError, printed here as one line.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.argv[1:] = _optional_ray_address(sys.argv[1:])
     try:
         app()
     except TaskscoutError as exc:
