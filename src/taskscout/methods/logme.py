@@ -65,11 +65,11 @@ projections of ``F'^T y``. :func:`target_statistics` computes once per target a 
 ESM, ``B = R W'^T`` (``r x D_out`` with ``r = min(N, D + 1)``) satisfies ``F' = Q B``: the eigenvalues of
 ``B^T B = W' G W'^T`` (or of ``B B^T`` when ``r < D_out``) are those of ``F'^T F'`` and ``x = U^T q``.
 The cost per ESM is ``O(D^3)`` whatever ``N``, and no ``N x D`` matrix is ever formed per ESM. The
-spectrum is obtained without ``D x D`` eigenvector matrices being multiplied back (:func:`_symmetric_spectrum`):
-tridiagonal reduction, reflectors applied to the ``C`` projection columns only, divide and conquer on the
-tridiagonal matrix; the same numbers as ``eigh`` to rounding, in about 60 % of its time. Working
-from the triangular factor instead of ``G`` keeps the accuracy of forming ``F'`` directly
-(``logme(F W^T + b)`` agrees to about ``1e-10`` relative).
+spectrum is obtained without multiplying ``D x D`` eigenvector matrices back
+(:func:`_symmetric_spectrum`): tridiagonal reduction, reflectors applied to the ``C`` projection columns
+only, divide and conquer on the tridiagonal matrix; the same numbers as ``eigh`` to rounding, in about
+60 % of its time. Working from the triangular factor instead of ``G`` keeps the accuracy of forming
+``F'`` directly (``logme(F W^T + b)`` agrees to about ``1e-10`` relative).
 """
 
 from __future__ import annotations
