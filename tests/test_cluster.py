@@ -70,3 +70,77 @@ def test_missing_ray_is_one_clear_error(protocol, tmp_path, monkeypatch):  # noq
         run_transfer_ray(
             [], ["tgt"], protocol, ResultStore(tmp_path / "r.sqlite"), tasks.__getitem__, OPTIONS
         )
+
+
+def test_ray_pool_build_writes_the_same_entries_as_a_local_build(local_ray, tiny_model_dir, tmp_path):
+    import numpy as np
+
+    from taskscout.pool.build import build_pool
+    from taskscout.pool.store import Pool
+    from tests.test_pool_rank import _tiny_config
+
+    config = _tiny_config(tiny_model_dir)
+    sources = [make_task("src_a", n=120, seed=1), make_task("src_b", n=120, classes=3, seed=2)]
+    local = Pool.create(tmp_path / "local")
+    assert [r.status for r in build_pool(local, sources, config, progress=False, device="cpu")] == [
+        "built"
+    ] * 2
+
+    def load(name):
+        raise TaskscoutError(f"cannot read {name}")
+
+    pool = Pool.create(tmp_path / "ray")
+    seen = []
+    results = build_pool(
+        pool,
+        [sources[0], "missing", sources[1]],
+        config,
+        load_task=load,
+        progress=False,
+        device="cpu",
+        ray=OPTIONS,
+        on_result=seen.append,
+    )
+    assert [(r.source, r.status) for r in results] == [
+        ("src_a", "built"),
+        ("missing", "failed"),
+        ("src_b", "built"),
+    ]
+    assert "cannot read missing" in results[1].message and len(seen) == 3
+    for source in ("src_a", "src_b"):
+        ours, theirs = pool.get("esm", source), local.get("esm", source)
+        ours.verify()
+        assert ours.meta["build_device"] == "cpu"
+        volatile = {"files", "esm_fit_seconds", "lm_train_seconds", "seconds"}
+        assert {k: v for k, v in ours.meta.items() if k not in volatile and "seconds" not in k} == {
+            k: v for k, v in theirs.meta.items() if k not in volatile and "seconds" not in k
+        }
+        got, want = ours.load_tensors("esm.safetensors"), theirs.load_tensors("esm.safetensors")
+        for name in ("weight", "bias"):
+            np.testing.assert_allclose(got[name], want[name], atol=2e-3)
+    info = pool.info["build"]["history"][-1]
+    assert info["built"] == ["src_a", "src_b"] and info["device"] == "cpu"
+    # Resumable: entries in the pool are not built again, and no Ray task is sent for them.
+    again = build_pool(pool, sources, config, progress=False, ray=OPTIONS)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+
+
+def test_cli_pool_build_with_ray(local_ray, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from taskscout.pool.store import Pool
+    from tests.test_cli import run
+
+    data = tmp_path / "src_csv.csv"
+    task = make_task("src_csv", n=80, seed=4)
+    data.write_text(
+        "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in zip(task.texts, task.labels, strict=True))
+    )
+    args = ["pool", "build", str(data), "--pool", str(tmp_path / "p"), "--model", str(tiny_model_dir)]
+    args += ["--max-train-rows", "40", "--max-fit-texts", "60", "--epochs", "1", "--device", "cpu", "--ray"]
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "1 built" in out
+    entry = Pool(tmp_path / "p").get("esm", "src_csv")
+    entry.verify()
+    assert entry.meta["build_device"] == "cpu"
+    code, out, _ = run(monkeypatch, capsys, *args)
+    assert code == 0 and "1 skipped" in out

@@ -12,6 +12,8 @@ import scipy.optimize
 
 from taskscout.methods.logme import (
     UnboundedEvidenceError,
+    _esm_spectrum,
+    _symmetric_spectrum,
     esm_logme,
     esm_logme_from_statistics,
     evidence_from_spectrum,
@@ -309,6 +311,74 @@ def test_esm_logme_on_sentence_like_embeddings(n: int) -> None:
     f64 = f.astype(np.float64)
     direct = [logme(f64 @ w[s].astype(np.float64).T + b[s].astype(np.float64), labels) for s in range(2)]
     np.testing.assert_allclose(scores, direct, rtol=1e-6)
+
+
+def _eigh_spectrum(r: np.ndarray, q: np.ndarray, w_aug: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: ``eigh`` of the full Gram matrix of ``B = R W'^T``, then ``x = U^T q``."""
+    b = r @ w_aug.T
+    u, s, _ = np.linalg.svd(b, full_matrices=False)  # F' = Q B, so x = (left singular vectors)^T q
+    sigma = s * s
+    x = u.T @ q
+    return sigma, (x * x).T
+
+
+def _matched(sigma: np.ndarray, x_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Descending, with zero eigenvalues and their coordinates dropped (both solvers keep only P of them)."""
+    order = np.argsort(-sigma)
+    keep = sigma[order] > 1e-9 * sigma.max()
+    return sigma[order][keep], x_sq[:, order][:, keep]
+
+
+@pytest.mark.parametrize(
+    ("n", "d_in", "d_out", "c", "scale"),
+    [
+        (500, 48, 48, 3, 1.0),  # N > D
+        (20, 48, 48, 2, 1.0),  # N < D: the N x N Gram of B B^T
+        (500, 48, 48, 1, 1.0),  # a single target column
+        (500, 48, 48, 4, 1e-6),  # tiny features
+        (500, 48, 48, 4, 1e6),  # huge features
+        (200, 30, 60, 2, 1.0),  # D_out > D_in: rank-deficient Gram with many zero eigenvalues
+        (200, 2, 2, 2, 1.0),  # P = 2: no reduction needed
+        (200, 1, 1, 2, 1.0),  # P = 1
+    ],
+)
+def test_esm_spectrum_matches_eigh(n: int, d_in: int, d_out: int, c: int, scale: float) -> None:
+    rng = np.random.default_rng(n + d_in + c)
+    f = scale * rng.standard_normal((n, d_in))
+    y = rng.standard_normal((n, c))
+    qq, r = np.linalg.qr(np.hstack([f, np.ones((n, 1))]))
+    q = qq.T @ y
+    w, b = _maps(rng, 1, d_out, d_in)
+    w_aug = np.hstack([w[0], b[0][:, None]])
+    sigma, x_sq = _matched(*_esm_spectrum(np.asfortranarray(r), q, w_aug))
+    ref_sigma, ref_x = _matched(*_eigh_spectrum(r, q, w_aug))
+    assert sigma.shape == ref_sigma.shape
+    np.testing.assert_allclose(sigma, ref_sigma, rtol=1e-10, atol=1e-12 * ref_sigma.max())
+    np.testing.assert_allclose(x_sq, ref_x, rtol=1e-8, atol=1e-12 * (q * q).sum())
+
+
+def test_symmetric_spectrum_with_repeated_eigenvalues() -> None:
+    """Repeated eigenvalues: the eigenvectors are not unique, but the eigenvalues and the squared norms of
+    the coordinates within each eigenspace are, and those are what the evidence depends on."""
+    rng = np.random.default_rng(7)
+    p = 40
+    basis = np.linalg.qr(rng.standard_normal((p, p)))[0]
+    values = np.repeat([5.0, 2.0, 1.0, 1e-3], p // 4)
+    gram = (basis * values) @ basis.T
+    vectors = rng.standard_normal((p, 3))
+    sigma, coords = _symmetric_spectrum(np.asfortranarray(np.tril(gram)), vectors)
+    np.testing.assert_allclose(sigma, np.sort(values), rtol=1e-12, atol=1e-13 * values.max())
+    for value in np.unique(values):
+        inside = np.isclose(sigma, value, rtol=1e-8)
+        expected = ((basis[:, values == value].T @ vectors) ** 2).sum(axis=0)
+        np.testing.assert_allclose((coords[inside] ** 2).sum(axis=0), expected, rtol=1e-10)
+    # the evidence computed from either decomposition is the same
+    ref_sigma, ref_v = np.linalg.eigh(gram)
+    n = 100
+    y_sq = 3.0 * (coords**2 / sigma[:, None]).sum(axis=0)  # leaves a residual r0 > 0
+    ours = evidence_from_spectrum(sigma, (coords**2).T, y_sq, n)
+    ref = evidence_from_spectrum(ref_sigma, ((ref_v.T @ vectors) ** 2).T, y_sq, n)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
 
 
 def test_esm_batching_and_threads_do_not_change_results() -> None:

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from taskscout.devices import resolve_device
 from taskscout.errors import DataError, PoolError
 from taskscout.methods.esm import EmbeddingSpaceMap
 from taskscout.methods.logme import logme
@@ -64,9 +65,12 @@ def test_build_is_resumable_and_records_metadata(built_pool, tiny_config):
     assert entry.meta["num_train_rows"] == 48 and entry.meta["esm_num_fit_texts"] == 80
     assert 0 < entry.meta["esm_r2_heldout"] <= 1
     assert entry.meta["lm_eval"]["main"] >= 0
+    auto = str(resolve_device("auto"))  # the CPU on a machine without a GPU
+    assert entry.meta["build_device"] == auto
     entry.verify()
     info = json.loads((built_pool.path / "pool.json").read_text())
     assert info["build"]["history"][0]["built"] == ["src_a", "src_b", "src_reg"]
+    assert info["build"]["history"][0]["device"] == auto
 
 
 def test_failed_source_does_not_stop_build(tmp_path, tiny_config):
@@ -86,8 +90,9 @@ def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
     from taskscout.encode.encoder import Encoder
 
     target = make_task("target", n=60, seed=9)
-    ranking = rank(target, pool=built_pool)
+    ranking = rank(target, pool=built_pool, device="cpu")
     assert [s.rank for s in ranking.sources] == [1, 2, 3]
+    assert ranking.device == "cpu" and type(ranking).from_json(ranking.to_json()).device == "cpu"
     scores = ranking.scores()
     features = Encoder(str(tiny_model_dir), max_length=32).encode_task(target)
     for source, score in scores.items():
@@ -335,3 +340,24 @@ def test_encoder_fingerprint_is_checked(built_pool):
     ranking = rank(make_task("target", n=60, seed=9), pool=built_pool)
     assert "other weights" in ranking.failed[index["entries"][0]["source"]]
     assert len(ranking) == 2
+
+
+def test_entries_with_other_pooling_are_scored_on_their_own_embeddings(built_pool, tiny_model_dir):
+    """A pool mixing mean-pooled entries with cls-pooled ones (say, imported from hfselect) of the same
+    base model: each group is scored against the target embedded its way, the target once per group."""
+    from taskscout.encode.encoder import Encoder
+
+    original = built_pool.get("esm", "src_b")
+    meta = {k: v for k, v in original.meta.items() if k != "files"}
+    meta.update(base_model_pooling="cls", base_model_max_length=16, task_id="src_cls")
+    built_pool.add_entry("esm", "src_cls", {"esm.safetensors": original.path / "esm.safetensors"}, meta)
+
+    target = make_task("target", n=60, seed=9)
+    scores = rank(target, pool=built_pool, progress=False).scores()
+    assert set(scores) == {"src_a", "src_b", "src_reg", "src_cls"}
+    mean = Encoder(str(tiny_model_dir), pooling="mean", max_length=32).encode_task(target)
+    cls = Encoder(str(tiny_model_dir), pooling="cls", max_length=16).encode_task(target)
+    esm = EmbeddingSpaceMap.from_pretrained(original.path)
+    assert scores["src_b"] == pytest.approx(logme(esm.transform(mean), target.labels), rel=1e-6)
+    assert scores["src_cls"] == pytest.approx(logme(esm.transform(cls), target.labels), rel=1e-6)
+    assert abs(scores["src_cls"] - scores["src_b"]) > 1e-4  # the same map, other embeddings

@@ -75,6 +75,7 @@ class Ranking:
         timings: seconds spent per phase (``load_target``, ``load_model``, ``embed_target``, ``score``,
             ``score_per_source``, ``total``).
         warnings: notes about the target and the pool (the CLI prints them).
+        device: where the models ran (``cpu``, ``cuda:0``, ...; empty in rankings from older versions).
     """
 
     target: str
@@ -88,6 +89,7 @@ class Ranking:
     duplicate_rows_dropped: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    device: str = ""
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -118,6 +120,7 @@ class Ranking:
             "failed": self.failed,
             "warnings": self.warnings,
             "timings": self.timings,
+            "device": self.device,
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -169,6 +172,7 @@ class Ranking:
                 duplicate_rows_dropped=int(data.get("duplicate_rows_dropped", 0)),
                 timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
                 warnings=[str(w) for w in data.get("warnings", [])],
+                device=str(data.get("device", "")),
             )
         except KeyError as exc:
             raise DataError(f"ranking JSON lacks the field {exc.args[0]!r}") from None
@@ -317,6 +321,7 @@ def rank(
     max_target_rows: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    device: str = "auto",
 ) -> Ranking:
     """Rank the pool's sources for ``target``: which dataset to fine-tune on first.
 
@@ -339,6 +344,8 @@ def rank(
         seed: seed of the stratified cap.
         progress: show progress bars on stderr; ``False`` is silent, also for the libraries below
             (transformers' weight-loading bars and warnings, download bars).
+        device: where the target is embedded and where methods that tune or embed run (``auto``,
+            ``cpu``, ``cuda[:i]``, ``mps``; see :mod:`taskscout.devices`); recorded in the ranking.
 
     Returns:
         The :class:`Ranking`.
@@ -355,7 +362,17 @@ def rank(
     options = LoadOptions.coerce(load)
     with library_output(progress):
         return _rank(
-            target, pool, method, model, top, options, keep_duplicates, max_target_rows, seed, progress
+            target,
+            pool,
+            method,
+            model,
+            top,
+            options,
+            keep_duplicates,
+            max_target_rows,
+            seed,
+            progress,
+            device,
         )
 
 
@@ -370,11 +387,14 @@ def _rank(
     max_target_rows: int,
     seed: int,
     progress: bool,
+    device: str = "auto",
 ) -> Ranking:
+    from taskscout.devices import resolve_device
     from taskscout.encode.encoder import Encoder
     from taskscout.methods import get_method
     from taskscout.methods.base import SelectionMethod, Target
 
+    resolve_device(device)  # a device this machine lacks fails before the target is read
     timings: dict[str, float] = {}
     started = time.perf_counter()
     notes: list[str] = []
@@ -414,9 +434,11 @@ def _rank(
             failed.setdefault(entry.source, f"built for base model {entry.base_model!r}, not {model!r}")
     entries = [e for e in entries if e.base_model == model]
     first = time.perf_counter()
+    # The encoder of the first entry; entries embedded another way (pooling, truncation) are scored
+    # against views of the same weights (methods.base: Target.with_encoding).
     pooling = str(entries[0].meta.get("base_model_pooling", "mean"))
     max_length = int(entries[0].meta.get("base_model_max_length", 128))
-    encoder = Encoder(model, pooling=pooling, max_length=max_length)
+    encoder = Encoder(model, pooling=pooling, max_length=max_length, device=device)
     timings["load_model"] = time.perf_counter() - first
     built_for = sorted({e.fingerprint for e in entries if e.fingerprint})
     if built_for and encoder.spec.fingerprint not in built_for:
@@ -472,4 +494,5 @@ def _rank(
         duplicate_rows_dropped=duplicate_rows,
         timings={k: round(v, 6) for k, v in timings.items()},
         warnings=notes,
+        device=str(encoder.device),
     )

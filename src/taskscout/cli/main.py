@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from taskscout.cli.evaluate import DEVICE_HELP  # the CLI's copy: taskscout.devices imports torch
 from taskscout.errors import TaskscoutError
 
 app = typer.Typer(
@@ -96,6 +97,7 @@ def rank(
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
     max_bytes: MaxBytesOpt = None,
     max_read_rows: MaxReadRowsOpt = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json
@@ -117,6 +119,7 @@ def rank(
         keep_duplicates=keep_duplicates,
         max_target_rows=max_target_rows,
         progress=True,
+        device=device,
     )
     table = Table(
         title=escape(f"Sources for {result.target} ({result.method}, {result.target_rows} target rows)")
@@ -266,6 +269,17 @@ def check_output_path(path: Path, option: str) -> None:
         raise TaskscoutError(f"{option} {path}: cannot create files in {parent}; pass another path")
 
 
+def _optional_ray_address(args: list[str]) -> list[str]:
+    """``--ray`` alone means ``--ray local``: Typer options cannot take an optional value, so a bare
+    ``--ray`` (last, or followed by another option) gets its default address here."""
+    out: list[str] = []
+    for index, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--ray" and (index + 1 == len(args) or args[index + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user-caused errors into one line.
 
@@ -273,6 +287,7 @@ def main() -> None:
     TaskscoutError, printed here as one line.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.argv[1:] = _optional_ray_address(sys.argv[1:])
     try:
         app()
     except TaskscoutError as exc:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from taskscout.cli.evaluate import DEVICE_HELP  # the CLI's copy: taskscout.devices imports torch
 from taskscout.pool.config import (
     DEFAULT_IMPORT_MAX_BYTES,
     DEFAULT_IMPORT_MAX_FILES,
@@ -94,12 +95,28 @@ def build(
         typer.Option("--method", "-m", help="Methods whose P1 entries to build (repeatable)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            flag_value="local",
+            help="Build each source as a Ray task (this process writes the pool): --ray alone starts "
+            "a local Ray runtime; --ray auto joins this node's cluster; --ray ray://HOST:10001 connects "
+            "to one.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
+    ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
+    from taskscout.cluster import RayOptions
+    from taskscout.devices import resolve_device
     from taskscout.encode.models import DEFAULT_MODEL
     from taskscout.pool.build import BuildResult, build_pool
     from taskscout.pool.config import BuildConfig
 
+    resolve_device(device)  # a device this machine lacks fails before anything is fetched or built
     names = list(tasks or [])
     if all_catalog:
         from taskscout.data import catalog
@@ -135,7 +152,14 @@ def build(
         )
 
     results = build_pool(
-        target, names, config, methods=methods or ["esm-logme"], force=force, on_result=report
+        target,
+        names,
+        config,
+        methods=methods or ["esm-logme"],
+        force=force,
+        on_result=report,
+        device=device,
+        ray=None if ray is None else RayOptions(address=ray, cpus_per_task=ray_cpus, gpus_per_task=ray_gpus),
     )
     failed = [r for r in results if r.status == "failed"]
     console.print(

@@ -28,20 +28,77 @@ if TYPE_CHECKING:
 
 @dataclass
 class Target:
-    """A target task plus what P2 computes from it once and shares across methods (its base embeddings)."""
+    """A target task plus what P2 computes from it once and shares across methods (its base embeddings).
+
+    Entries built with another pooling or truncation of the same base model see the target through
+    :meth:`with_encoding`: a view with the same weights and its own embeddings, computed once per view.
+    """
 
     task: Task
     encoder: Encoder
-    embed_seconds: float = 0.0  # time spent embedding the target (0 if no method needed it)
+    embed_seconds: float = 0.0  # time spent embedding the target (0 if no method needed it); all views
     _features: np.ndarray | None = field(default=None, repr=False)
+    _root: Target | None = field(default=None, repr=False)
+    _views: dict[tuple[str, int], Target] = field(default_factory=dict, repr=False)
 
     def features(self, progress: bool | str = False) -> np.ndarray:
         """Base-model embeddings of the target's inputs, computed on first use."""
         if self._features is None:
             started = time.perf_counter()
             self._features = self.encoder.encode_task(self.task, progress=progress)
-            self.embed_seconds = time.perf_counter() - started
+            (self._root or self).embed_seconds += time.perf_counter() - started
         return self._features
+
+    @property
+    def device(self) -> Any:
+        """The torch device the target's encoder runs on; methods that tune or embed for P2 use it too."""
+        return "auto" if self.encoder is None else self.encoder.device
+
+    @property
+    def encoding(self) -> tuple[str, int] | None:
+        """How the target's texts become vectors besides the weights: ``(pooling, max_length)``."""
+        if self.encoder is None:  # metadata-only methods rank without loading a model
+            return None
+        return (self.encoder.spec.pooling, int(self.encoder.spec.max_length))
+
+    def with_encoding(self, pooling: str, max_length: int) -> Target:
+        """This target embedded with ``pooling`` and ``max_length`` (same model weights and device).
+
+        ``self`` when they are already this target's; otherwise a view created once and shared, whose
+        embedding time counts towards this target's ``embed_seconds``.
+        """
+        root = self._root or self
+        key = (str(pooling), int(max_length))
+        if key == root.encoding:
+            return root
+        if key not in root._views:
+            base = root.encoder
+            encoder = Encoder.from_module(
+                base.model,
+                base.tokenizer,
+                name=base.name,
+                fingerprint=base.spec.fingerprint,
+                pooling=key[0],
+                max_length=key[1],
+                batch_size=base.batch_size,
+                cache=base.use_cache,
+            )
+            root._views[key] = Target(root.task, encoder, _root=root)
+        return root._views[key]
+
+
+def entry_encoding(entry: PoolEntry, default: tuple[str, int]) -> tuple[str, int]:
+    """``(pooling, max_length)`` the entry's base embeddings were made with (``default`` where unrecorded).
+
+    Part of the protocol of every entry: a map fitted on pooler outputs says nothing about mean-pooled
+    embeddings of the same model, so entries are scored against the target embedded their way.
+    """
+    pooling = entry.meta.get("base_model_pooling")
+    max_length = entry.meta.get("base_model_max_length")
+    return (
+        str(pooling) if isinstance(pooling, str) and pooling else default[0],
+        int(max_length) if isinstance(max_length, int) and max_length > 0 else default[1],
+    )
 
 
 @dataclass
@@ -98,7 +155,8 @@ class SelectionMethod:
     - :meth:`check_entry` (optional): a method-specific reason to skip an entry;
     - :meth:`load_entry` (optional): read the entry's files (through :meth:`PoolEntry.load_array` /
       :meth:`PoolEntry.load_tensors`, which verify checksums, dtypes and shapes);
-    - :meth:`protocol` (optional): what the target must be processed with to be comparable to the entry;
+    - :meth:`protocol` (optional): what else (besides the base model, its weights, pooling and
+      truncation, which group entries for every method) the target must be processed with;
     - :meth:`prepare_target` (optional): what is computed from the target once per protocol;
     - :meth:`score_group`: the scores of a group of loaded entries;
     - :meth:`combine` (optional): turn raw per-source values into scores across all groups.
@@ -168,27 +226,33 @@ class SelectionMethod:
             if problem is not None:
                 out.failed[entry.source] = problem
                 continue
+            # The group: same base model and weights (checked above), same pooling and truncation (the
+            # target is embedded once per group) and the same method-specific protocol.
+            view = target
+            if self.needs_base_model and target.encoder is not None:
+                view = target.with_encoding(*entry_encoding(entry, target.encoding))
             try:
-                data = self.load_entry(entry, target, progress=progress)
+                data = self.load_entry(entry, view, progress=progress)
                 protocol = self.protocol(entry)
-                key = json.dumps(protocol, sort_keys=True, default=str)
+                grouping = [entry.base_model, entry.fingerprint, view.encoding, protocol]
+                key = json.dumps(grouping, sort_keys=True, default=str)
             except DataError:
                 raise  # a problem of the target, not of this entry
             except (TaskscoutError, ValueError, KeyError, TypeError) as exc:
                 out.failed[entry.source] = _one_line(exc)
                 continue
-            groups.setdefault(key, (protocol, []))[1].append(LoadedEntry(entry, data))
+            groups.setdefault(key, (view, protocol, []))[2].append(LoadedEntry(entry, data))
         raw: dict[str, Any] = {}
-        for protocol, group in groups.values():
+        for view, protocol, group in groups.values():
             try:
-                reference = self.prepare_target(target, protocol, progress=progress)
+                reference = self.prepare_target(view, protocol, progress=progress)
             except DataError:
                 raise
             except (TaskscoutError, ValueError, KeyError, TypeError) as exc:
                 for loaded in group:
                     out.failed[loaded.source] = f"cannot prepare the target: {_one_line(exc)}"
                 continue
-            raw.update(self.score_group(target, reference, group, out))
+            raw.update(self.score_group(view, reference, group, out))
         for source, value in self.combine(raw).items():
             if source in out.failed:
                 continue

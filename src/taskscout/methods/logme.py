@@ -64,9 +64,12 @@ projections of ``F'^T y``. :func:`target_statistics` computes once per target a 
 ``[F_1, Y] -> F_1 = Q R``, ``q = Q^T Y`` (so ``G = F_1^T F_1 = R^T R`` and ``F_1^T Y = R^T q``). For each
 ESM, ``B = R W'^T`` (``r x D_out`` with ``r = min(N, D + 1)``) satisfies ``F' = Q B``: the eigenvalues of
 ``B^T B = W' G W'^T`` (or of ``B B^T`` when ``r < D_out``) are those of ``F'^T F'`` and ``x = U^T q``.
-The cost per ESM is ``O(D^3)`` whatever ``N``, and no ``N x D`` matrix is ever formed per ESM. Working
-from the triangular factor instead of ``G`` keeps the accuracy of forming ``F'`` directly
-(``logme(F W^T + b)`` agrees to about ``1e-10`` relative).
+The cost per ESM is ``O(D^3)`` whatever ``N``, and no ``N x D`` matrix is ever formed per ESM. The
+spectrum is obtained without multiplying ``D x D`` eigenvector matrices back
+(:func:`_symmetric_spectrum`): tridiagonal reduction, reflectors applied to the ``C`` projection columns
+only, divide and conquer on the tridiagonal matrix; the same numbers as ``eigh`` to rounding, in about
+60 % of its time. Working from the triangular factor instead of ``G`` keeps the accuracy of forming
+``F'`` directly (``logme(F W^T + b)`` agrees to about ``1e-10`` relative).
 """
 
 from __future__ import annotations
@@ -540,20 +543,60 @@ def target_statistics(
     return TargetStatistics(factor=r, projection=q, y_sq=np.einsum("ij,ij->j", y, y), n=f.shape[0])
 
 
+def _symmetric_spectrum(gram: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues of a symmetric matrix and the coordinates ``S^T c`` of ``vectors`` on its eigenvectors.
+
+    ``gram`` is ``(P, P)``, Fortran-ordered, with its lower triangle filled (it is overwritten);
+    ``vectors`` is ``(P, C)``. Returns ascending eigenvalues ``(P,)`` and ``(P, C)`` coordinates, the same
+    as ``sigma, v = eigh(gram); v.T @ vectors`` (to ~1e-12), about twice as fast for ``C << P``: the
+    matrix is reduced to tridiagonal form ``T = Q^T G Q`` (LAPACK ``dsytrd``), the reflectors ``Q`` are
+    applied to the ``C`` vectors only (``dormqr``) instead of being accumulated into a ``P x P`` matrix and
+    multiplied back onto the eigenvectors, and ``T``'s eigenvalues and eigenvectors come from divide and
+    conquer on the tridiagonal matrix (``dstevd``, the solver ``eigh`` itself uses after the reduction).
+    """
+    p = gram.shape[0]
+    if p < 3:  # nothing to reduce (and LAPACK's wrappers reject the empty off-diagonal of P = 1)
+        sigma, v = np.linalg.eigh(gram, UPLO="L")
+        return sigma, v.T @ vectors
+    lwork = _SYTRD_LWORK.get(p)
+    if lwork is None:
+        lwork = _SYTRD_LWORK[p] = max(1, int(scipy.linalg.lapack.dsytrd_lwork(p, lower=1)[0]))
+    packed, diag, off, tau, info = scipy.linalg.lapack.dsytrd(gram, lower=1, lwork=lwork, overwrite_a=1)
+    if info != 0:  # pragma: no cover - only on invalid arguments
+        raise np.linalg.LinAlgError(f"tridiagonal reduction failed (LAPACK dsytrd info={info})")
+    # Q = H(1) ... H(P-1); H(i) acts on rows i+1.. and is stored below the subdiagonal like a QR of
+    # packed[1:, :P-1], so Q^T c leaves row 0 alone and is a QR-style product on rows 1..
+    coords = np.array(vectors, dtype=np.float64, order="F")
+    coords[1:], _, info = scipy.linalg.lapack.dormqr(
+        "L", "T", packed[1:, : p - 1], tau, coords[1:], lwork=max(1, 64 * coords.shape[1]), overwrite_c=1
+    )
+    if info != 0:  # pragma: no cover - only on invalid arguments
+        raise np.linalg.LinAlgError(f"applying the reflectors failed (LAPACK dormqr info={info})")
+    sigma, s_vec, info = scipy.linalg.lapack.dstevd(diag, off, compute_v=1, overwrite_d=1, overwrite_e=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"tridiagonal eigensolver did not converge (LAPACK dstevd info={info})")
+    return sigma, s_vec.T @ coords
+
+
+_SYTRD_LWORK: dict[int, int] = {}  # optimal dsytrd workspace per matrix size (a LAPACK query costs ~10 us)
+
+
 def _esm_spectrum(r: np.ndarray, q: np.ndarray, w_aug: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues of ``F'^T F'`` and squared coordinates ``x^2`` (``C x P``) for one ESM ``W' = [W, b]``.
 
     ``r`` is the factor ``R``; when it is square (``N > D``) it must be Fortran-ordered and is applied as
-    a triangular matrix (BLAS ``trmm``: half the work of a general product).
+    a triangular matrix (BLAS ``trmm``: half the work of a general product). Only the lower triangle of
+    the Gram matrix is formed (``syrk``) and its spectrum comes from :func:`_symmetric_spectrum`.
     """
     # B = R W'^T, so that F' = Q B: (D + 1, D_out) when R is square, else (N, D_out) with N < D + 1
     b = scipy.linalg.blas.dtrmm(1.0, r, w_aug.T) if r.shape[0] == r.shape[1] else r @ w_aug.T
+    b = np.asfortranarray(b)
     if b.shape[0] < b.shape[1]:  # few rows: the r x r Gram B B^T has the same non-zero spectrum
-        sigma, u = np.linalg.eigh(b @ b.T)
-        x = u.T @ q
+        gram = scipy.linalg.blas.dsyrk(1.0, b, lower=1)
+        sigma, x = _symmetric_spectrum(gram, q)
     else:
-        sigma, v = np.linalg.eigh(b.T @ b)
-        z = v.T @ (b.T @ q)
+        gram = scipy.linalg.blas.dsyrk(1.0, b, trans=1, lower=1)
+        sigma, z = _symmetric_spectrum(gram, b.T @ q)
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(sigma[:, None] > 0, z / np.sqrt(np.where(sigma > 0, sigma, 1.0))[:, None], 0.0)
     return sigma, (x * x).T

@@ -42,7 +42,7 @@ from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -108,8 +108,11 @@ def source_model_directory(entry: PoolEntry) -> tuple[Path, str]:
     return paths.subdir("models") / name, digest
 
 
-def load_source_outputs(entry: PoolEntry, task: Task, *, progress: bool = False) -> SourceOutputs:
-    """Load the entry's fine-tuned model and compute its features and head outputs for ``task``.
+def load_source_outputs(
+    entry: PoolEntry, task: Task, *, progress: bool = False, device: Any = "auto"
+) -> SourceOutputs:
+    """Load the entry's fine-tuned model onto ``device`` and compute its features and head outputs for
+    ``task`` (the outputs, in float64 NumPy, do not depend on the device beyond rounding).
 
     Raises :class:`PoolError` (one line, with the rebuild command) when the model is missing, is not the
     one the entry was built with, or cannot be loaded.
@@ -143,7 +146,9 @@ def load_source_outputs(entry: PoolEntry, task: Task, *, progress: bool = False)
     from taskscout.train.finetune import FineTuned
 
     try:
-        tuned = FineTuned.from_pretrained(directory)  # verifies the weights against finetuned.json
+        tuned = FineTuned.from_pretrained(
+            directory, device=device
+        )  # verifies the weights against finetuned.json
     except TaskscoutError as exc:
         raise PoolError(f"source {entry.source!r}: {exc}; " + _rebuild_hint(entry.source)) from None
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -154,8 +159,8 @@ def load_source_outputs(entry: PoolEntry, task: Task, *, progress: bool = False)
     encoder = tuned.encoder(cache=True)
     features = encoder.encode_task(task, progress=f"{entry.source}: embedding target" if progress else False)
     features = np.asarray(features, dtype=np.float64)
-    weight = tuned.model.head.weight.detach().double().numpy()
-    bias = tuned.model.head.bias.detach().double().numpy()
+    weight = tuned.model.head.weight.detach().cpu().double().numpy()
+    bias = tuned.model.head.bias.detach().cpu().double().numpy()
     outputs = SourceOutputs(features=features, logits=features @ weight.T + bias, task_type=tuned.task_type)
     _OUTPUTS[key] = outputs
     while len(_OUTPUTS) > _MEMO_SIZE:
@@ -391,7 +396,7 @@ class SourceModelMethod(SelectionMethod):
         return None
 
     def load_entry(self, entry: PoolEntry, target: Target, *, progress: bool = False) -> SourceOutputs:
-        return load_source_outputs(entry, target.task, progress=progress)
+        return load_source_outputs(entry, target.task, progress=progress, device=target.device)
 
     def prepare_target(self, target: Target, protocol: None, *, progress: bool = False) -> None:
         return None

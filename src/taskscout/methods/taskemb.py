@@ -130,7 +130,11 @@ def target_finetuned(target: Target, protocol: dict[str, Any], *, progress: bool
     config = TrainConfig.from_dict(protocol["train"])
     rows = target.task.subsample(int(protocol["max_train_rows"]), seed=int(protocol["seed"]))
     tuned = load_or_finetune(
-        rows, target.encoder.name, config, progress="fine-tuning the target" if progress else False
+        rows,
+        target.encoder.name,
+        config,
+        progress="fine-tuning the target" if progress else False,
+        device=target.device,
     )
     return tuned, rows
 

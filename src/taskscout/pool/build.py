@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 import taskscout
+from taskscout.cluster import RayOptions
 from taskscout.data.dedup import text_hashes
 from taskscout.data.task import Task
+from taskscout.devices import resolve_device
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.methods.base import SelectionMethod
@@ -74,26 +76,36 @@ def build_entry(
     metadata and the text hashes used for duplicate detection are added here, then the entry is added with
     :meth:`Pool.add_entry` (checksummed, validated, published atomically).
     """
-    config = context.config
     with pool.staging("build") as stage:
         staged = stage / "entry"
         staged.mkdir()
-        method.build(task, context, staged, progress=progress)
-        hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
-        np.save(
-            staged / TEXT_HASHES, text_hashes(hash_sample.texts, hash_sample.text_pairs), allow_pickle=False
-        )
-        config_file = staged / "config.json"
-        own = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
-        meta = {
-            **source_metadata(task, config),
-            "base_model_dim": context.base_encoder.dim,
-            **own,
-            "hash_sample_fraction": len(hash_sample) / len(task),
-        }
+        meta = stage_entry(method, task, context, staged, progress=progress)
         files = {f.name: f for f in sorted(staged.iterdir()) if f.name != "config.json"}
         entry = pool.add_entry(method.kind or method.name, entry_name(task.name), files, meta)
     return entry.meta
+
+
+def stage_entry(
+    method: SelectionMethod, task: Task, context: BuildContext, staged: Path, *, progress: bool = False
+) -> dict[str, Any]:
+    """Run ``method``'s P1 step for ``task`` into the empty directory ``staged``; returns the metadata.
+
+    ``staged`` then holds the method's files and the text hashes used for duplicate detection; the
+    metadata is the shared source metadata plus the method's own ``config.json``.
+    """
+    config = context.config
+    method.build(task, context, staged, progress=progress)
+    hash_sample = task.subsample(config.max_hash_texts, seed=config.seed, stratify=False)
+    np.save(staged / TEXT_HASHES, text_hashes(hash_sample.texts, hash_sample.text_pairs), allow_pickle=False)
+    config_file = staged / "config.json"
+    own = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    return {
+        **source_metadata(task, config),
+        "base_model_dim": context.base_encoder.dim,
+        "build_device": str(context.base_encoder.device),
+        **own,
+        "hash_sample_fraction": len(hash_sample) / len(task),
+    }
 
 
 def build_pool(
@@ -106,10 +118,15 @@ def build_pool(
     load_task: Callable[[str], Task] | None = None,
     on_result: Callable[[BuildResult], None] | None = None,
     progress: bool = True,
+    device: str = "auto",
+    ray: RayOptions | None = None,
 ) -> list[BuildResult]:
     """Build the pool entries of ``methods`` for ``sources`` (task names resolved by ``load_task``, or Tasks).
 
     Existing entries are skipped unless ``force``; a failing source is recorded and the build continues.
+    ``device``: where fine-tuning, embedding and PEFT tuning run (``auto``, ``cpu``, ``cuda[:i]``, ``mps``;
+    mixed precision on CUDA); recorded in each entry as ``build_device``. With ``ray``, each source's P1
+    work runs as a Ray task (:func:`build_sources_ray`); the entries are the same.
     """
     from taskscout.methods import get_method
 
@@ -127,7 +144,8 @@ def build_pool(
             # A bare name is a catalog task unless it is an existing file or directory.
             return load_any(name if ":" in name or Path(name).exists() else f"catalog:{name}")
 
-    context = BuildContext(config)
+    resolve_device(device)  # a device this machine lacks is one error before any work, not one per source
+    context = BuildContext(config, device=device)
     # Record the configuration up front, so a pool whose build is interrupted still says how it was built.
     pool.update_info(build={**pool.info.get("build", {}), "config": config.to_dict()})
 
@@ -153,11 +171,23 @@ def build_pool(
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return BuildResult(name, "failed", time.perf_counter() - started, last)
 
-    results = []
-    for source in sources:
-        results.append(build_one(source))
-        if on_result is not None:
-            on_result(results[-1])
+    if ray is not None:
+        results = build_sources_ray(
+            pool,
+            list(sources),
+            context,
+            selectors,
+            ray,
+            force=force,
+            load_task=load_task,
+            on_result=on_result,
+        )
+    else:
+        results = []
+        for source in sources:
+            results.append(build_one(source))
+            if on_result is not None:
+                on_result(results[-1])
     built = [r for r in results if r.status == "built"]
     if built:
         history = list(pool.info.get("build", {}).get("history", []))
@@ -167,8 +197,150 @@ def build_pool(
                 "methods": [m.name for m in selectors],
                 "built": [r.source for r in built],
                 "seconds": round(sum(r.seconds for r in built), 1),
+                "device": str(resolve_device(device)),
                 "taskscout": taskscout.__version__,
             }
         )
         pool.update_info(build={"config": config.to_dict(), "history": history})
     return results
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+
+
+@dataclass(frozen=True)
+class StagedEntry:
+    """One entry built by a Ray task, shipped to the driver: its files' bytes and sha256, and metadata."""
+
+    kind: str
+    name: str
+    files: dict[str, tuple[bytes, str]]  # file name -> (content, sha256 computed where it was built)
+    meta: dict[str, Any]
+
+
+def build_sources_ray(
+    pool: Pool,
+    sources: list[str | Task],
+    context: BuildContext,
+    selectors: list[SelectionMethod],
+    options: RayOptions,
+    *,
+    force: bool = False,
+    load_task: Callable[[str], Task],
+    on_result: Callable[[BuildResult], None] | None = None,
+) -> list[BuildResult]:
+    """Each source's P1 work (fine-tuning, embedding, fitting) as one Ray task; the driver writes.
+
+    The driver loads the sources (workers need no data of their own), skips entries already in the pool
+    (so an interrupted build resumes), sends one task per source with the methods still to build, and
+    adds each returned entry through :meth:`Pool.add_entry` (staged, checksums verified against the ones
+    computed by the worker, published atomically) as the task finishes. A source that fails in its task
+    is a ``failed`` result, as in a local build; a worker lost beyond its retries ends the build with
+    one error (what was written stays).
+    """
+    from taskscout.cluster import completed, ray_session
+
+    results: dict[int, BuildResult] = {}
+    jobs: dict[int, tuple[str, Task, list[str]]] = {}
+    for index, source in enumerate(sources):
+        name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
+        try:
+            task = source if isinstance(source, Task) else None
+            if task is None and Path(name).exists():
+                task = load_task(name)
+                name = task.name
+            todo = [m.name for m in selectors if force or not pool.has(m.kind, entry_name(name))]
+            if not todo:
+                results[index] = BuildResult(name, "skipped", message="already in the pool")
+                continue
+            jobs[index] = (name, task if task is not None else load_task(str(source)), todo)
+        except TaskscoutError as exc:
+            results[index] = BuildResult(name, "failed", message=str(exc))
+    for index in sorted(results):
+        if on_result is not None:
+            on_result(results[index])
+    if not jobs:
+        return [results[i] for i in sorted(results)]
+    with ray_session(options) as ray:
+        job = ray.remote(_ray_build_source).options(**options.task_options())
+        config = ray.put(context.config)
+        refs = {
+            job.remote(task, config, todo, context.device): index for index, (_, task, todo) in jobs.items()
+        }
+        for index, (status, payload, seconds) in completed(ray, refs):
+            name = jobs[index][0]
+            if status == "built":
+                try:
+                    for staged in payload:
+                        _publish_staged(pool, staged)
+                    result = BuildResult(name, "built", seconds)
+                except TaskscoutError as exc:
+                    result = BuildResult(name, "failed", seconds, str(exc))
+            else:
+                result = BuildResult(name, "failed", seconds, str(payload))
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
+    return [results[i] for i in sorted(results)]
+
+
+def _publish_staged(pool: Pool, staged: StagedEntry) -> None:
+    """Write a worker's entry into the pool: bytes checked against the worker's sha256, then added."""
+    from taskscout.errors import PoolError
+    from taskscout.io import sha256_bytes
+
+    with pool.staging("ray") as stage:
+        files = {}
+        for file_name, (content, digest) in staged.files.items():
+            if Path(file_name).name != file_name or file_name in ("", ".", ".."):
+                raise PoolError(
+                    f"Ray task for {staged.kind}/{staged.name} returned a bad file name {file_name!r}"
+                )
+            if sha256_bytes(content) != digest:
+                raise PoolError(
+                    f"{staged.kind}/{staged.name}: {file_name} was damaged on its way from the worker"
+                )
+            path = stage / file_name
+            path.write_bytes(content)
+            files[file_name] = path
+        pool.add_entry(staged.kind, staged.name, files, staged.meta)
+
+
+_WORKER_CONTEXTS: dict[str, BuildContext] = {}  # per worker process: the base encoder is loaded once
+
+
+def _ray_build_source(
+    task: Task, config: BuildConfig, methods: list[str], device: str
+) -> tuple[str, Any, float]:
+    """Ray task: the P1 entries of ``methods`` for one source, built in a private directory.
+
+    Returns ``("built", [StagedEntry, ...], seconds)`` or ``("failed", message, seconds)``: a source that
+    cannot be built is a result, not a failure of the job (Ray would retry it, and it would fail again).
+    """
+    import tempfile
+
+    from taskscout.io import sha256_bytes
+    from taskscout.methods import get_method
+
+    started = time.perf_counter()
+    key = json.dumps([config.to_dict(), device], sort_keys=True, default=str)
+    context = _WORKER_CONTEXTS.setdefault(key, BuildContext(config, device=device))
+    staged_entries = []
+    try:
+        for name in methods:
+            method = get_method(name)
+            with tempfile.TemporaryDirectory(prefix="taskscout-build-") as tmp:
+                directory = Path(tmp)
+                meta = stage_entry(method, task, context, directory, progress=False)
+                files = {}
+                for file in sorted(directory.iterdir()):
+                    if file.name != "config.json":
+                        content = file.read_bytes()
+                        files[file.name] = (content, sha256_bytes(content))
+            staged_entries.append(StagedEntry(method.kind or method.name, entry_name(task.name), files, meta))
+    except TaskscoutError as exc:
+        return "failed", str(exc), time.perf_counter() - started
+    except Exception as exc:  # one bad source must not end a multi-hour build
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return "failed", last, time.perf_counter() - started
+    return "built", staged_entries, time.perf_counter() - started

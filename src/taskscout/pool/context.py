@@ -45,6 +45,7 @@ class BuildContext:
     """What P1 steps of every method share during one build: the config and the loaded base encoder."""
 
     config: BuildConfig
+    device: str = "auto"  # where fine-tuning, embedding and PEFT tuning run (taskscout.devices)
     _encoder: Encoder | None = None
 
     @property
@@ -52,7 +53,10 @@ class BuildContext:
         """The base encoder of the build, loaded on first use and shared by every method."""
         if self._encoder is None:
             self._encoder = Encoder(
-                self.config.model, pooling=self.config.train.pooling, max_length=self.config.train.max_length
+                self.config.model,
+                pooling=self.config.train.pooling,
+                max_length=self.config.train.max_length,
+                device=self.device,
             )
         return self._encoder
 
@@ -64,4 +68,5 @@ class BuildContext:
             self.config.model,
             self.config.train,
             progress=f"{task.name}: fine-tuning" if progress else False,
+            device=self.device,
         )

@@ -33,8 +33,12 @@ def tuned_embeddings(
     tokenizer: Any = None,
     validation: Task | None = None,
     progress: bool | str = False,
+    device: Any = None,
 ) -> TunedEmbeddings:
-    """:func:`tune`, cached on disk by (base weights ``fingerprint``, rows, variant, config)."""
+    """:func:`tune` (on ``device``), cached on disk by (base weights ``fingerprint``, rows, variant, config).
+
+    The key ignores the device: embeddings tuned on a GPU are reused on the CPU and vice versa.
+    """
     from safetensors.numpy import load_file, save_file
 
     from taskscout.io import atomic_path
@@ -50,7 +54,16 @@ def tuned_embeddings(
             return TunedEmbeddings(arrays["early"], arrays.get("late"), info)
         except (OSError, ValueError, KeyError):
             file.unlink(missing_ok=True)  # a damaged cache file: recompute below
-    result = tune(task, base, variant, config, tokenizer=tokenizer, validation=validation, progress=progress)
+    result = tune(
+        task,
+        base,
+        variant,
+        config,
+        tokenizer=tokenizer,
+        validation=validation,
+        progress=progress,
+        device=device,
+    )
     arrays = {"early": result.early.astype(np.float32)}
     if result.late is not None:
         arrays["late"] = result.late.astype(np.float32)

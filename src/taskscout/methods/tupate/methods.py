@@ -51,6 +51,7 @@ class TuPaTE(SelectionMethod):
             fingerprint=resolve_model(context.config.model).fingerprint,
             validation=held if config.late_epochs > 0 else None,
             progress=f"{task.name}: {self.variant}" if progress else False,
+            device=context.device,
         )
         arrays = {"early": result.early.astype(np.float32)}
         if result.late is not None:
@@ -82,6 +83,7 @@ class TuPaTE(SelectionMethod):
             tokenizer=target.encoder.tokenizer,
             fingerprint=target.encoder.spec.fingerprint,
             progress=f"target: {self.variant}" if progress else False,
+            device=target.device,
         )
         return result.stage(self.stage)
 

@@ -26,14 +26,19 @@ def tune(
     tokenizer: Any = None,
     validation: Task | None = None,
     progress: bool | str = False,
+    device: str | torch.device | None = None,
 ) -> TunedEmbeddings:
     """Tune ``variant`` on ``task`` from ``base`` and return its early (and late) task embeddings.
+
+    ``device``: where to tune (:func:`taskscout.devices.resolve_device`; mixed precision on CUDA through
+    :func:`~taskscout.train.finetune.train_steps`); None: where ``base`` already is (the CPU for a name).
 
     The loop follows :func:`taskscout.train.finetune.finetune` (same model, tokenisation, loss, AdamW,
     gradient clipping, regression standardisation), but only the PEFT parameters and the head train, the
     learning rate is constant, and snapshots of the PEFT parameters are taken at the early budget and at
     the best validation score. With ``late_epochs > 0`` and no ``validation``, 20% of the rows validate.
     """
+    from taskscout.devices import module_device, resolve_device
     from taskscout.encode.encoder import Encoder
     from taskscout.train.finetune import (
         SequenceModel,
@@ -52,13 +57,17 @@ def tune(
     if validation is not None:
         validation = validation.subsample(config.max_validation_rows, seed=config.seed)
     backbone, tokenizer, base_name = load_backbone(base, tokenizer)
+    target_device = module_device(backbone) if device is None else resolve_device(device)
+    backbone = backbone.to(target_device)
     helper = Encoder.from_module(
         backbone, tokenizer, name=base_name, fingerprint="tupate", max_length=config.max_length, cache=False
     )
     num_layers = int(backbone.config.num_hidden_layers)
     encoder, peft_params = attach_peft(variant, backbone, config)
     torch.manual_seed(config.seed + 1)
-    model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout)
+    # The head (and prefix parameters) are created on the CPU: the whole model moves to the device, and
+    # train_steps / batch_logits move each batch and the targets to it.
+    model = SequenceModel(encoder, task.num_classes, config.pooling, config.dropout).to(target_device)
     initial = {n: p.detach().clone() for n, p in peft_params().items()}
 
     targets = TrainingTargets.of(task)
@@ -136,6 +145,7 @@ def tune(
         "trainable_peft_parameters": int(sum(p.numel() for p in peft_params().values())),
         "embedding_dim": int(early.size),
         "final_loss": float(np.mean(losses[-5:])) if losses else None,
+        "device": str(target_device),
     }
     if best is not None:
         info.update({"late_validation_main": round(best[0], 5), "late_epoch": best[1]})
