@@ -18,6 +18,7 @@ from taskscout.evaluate.transfer import (
 )
 from taskscout.io import file_lock
 from taskscout.pool.config import BuildConfig
+from taskscout.pool.context import source_samples
 from taskscout.train.config import TrainConfig
 from tests.conftest import make_task
 
@@ -275,3 +276,27 @@ def test_small_v1_suite_is_the_committed_ground_truth():
     assert {r["target"] for r in records} == set(SMALL_V1.targets)
     assert len(V2.targets) >= 12 and len(set(V2.sources)) == len(V2.sources) >= 40
     assert set(V2.targets) <= set(V2.sources)  # every v2 target also serves the others
+
+
+def test_source_models_are_evaluated_once_saved_and_restored(protocol, tmp_path):
+    from taskscout.evaluate.transfer import sources_path
+
+    tasks = {"src": make_task("src", n=150, seed=1), "tgt": make_task("tgt", n=150, seed=2)}
+    store = ResultStore(tmp_path / "runs.sqlite")
+    run_transfer(["src"], ["tgt"], protocol, store, tasks.__getitem__, device="cpu")
+    recorded = store.source_models(protocol)
+    assert list(recorded["source"]) == ["src"]
+    row = recorded.iloc[0]
+    # Held-out rows are the source's rows outside its fit sample (150 - 60 here), scored against the
+    # majority class of its training sample.
+    _, _, held = source_samples(tasks["src"], protocol.source)
+    train, _, _ = source_samples(tasks["src"], protocol.source)
+    assert row["rows"] == len(held) == 90
+    assert row["constant"] == pytest.approx(np.mean(held.labels == np.bincount(train.labels).argmax()))
+    assert 0.0 <= row["main"] <= 1.0
+
+    assert store.save_runs(tmp_path / "gt.runs.csv", protocol) == 4
+    assert sources_path(tmp_path / "gt.runs.csv") == tmp_path / "gt.sources.csv"
+    other = ResultStore(tmp_path / "other.sqlite")
+    assert other.restore(tmp_path / "gt.runs.csv") == 4
+    assert other.source_models(protocol)["main"].tolist() == [row["main"]]

@@ -178,6 +178,7 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
     frame = store.frame(protocol)
     frame = frame[frame["target"].isin(targets) & (frame["source"].isin(sources) | (frame["source"] == ""))]
     records = aggregate_runs(frame)
+    source_models = store.source_models(protocol)
     versions = json.loads(frame["versions"].iloc[0]) if len(frame) else {}
     GroundTruth(
         protocol={"name": protocol.name, "hash": protocol.hash(), **protocol.to_dict()},
@@ -193,6 +194,11 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
             "significance": [
                 {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
                 for row in signal_by_target(frame).to_dict(orient="records")
+            ],
+            # Each source model's held-out score against the constant predictor on the same rows.
+            "source_models": [
+                {"source": row.source, "main": row.main, "constant": row.constant, "rows": int(row.rows)}
+                for row in source_models[source_models["source"].isin(sources)].itertuples()
             ],
         },
     ).save(path)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 import taskscout
@@ -127,13 +128,57 @@ class ResultStore:
         PRIMARY KEY (protocol_hash, source, target, seed)
     )"""
 
+    # Each source model's own held-out score, beside the constant predictor's: shows whether the
+    # source models learned their tasks (small-v1's barely moved from the base encoder).
+    SOURCE_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS source_models (
+        protocol_hash TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        source TEXT NOT NULL,
+        main REAL NOT NULL,
+        constant REAL NOT NULL,
+        rows INTEGER NOT NULL,
+        metrics TEXT NOT NULL,
+        created TEXT NOT NULL DEFAULT (datetime('now')),
+        PRIMARY KEY (protocol_hash, source)
+    )"""
+    SOURCE_COLUMNS = ("protocol_hash", "protocol", "source", "main", "constant", "rows", "metrics", "created")
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else paths.home() / "transfer.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=60)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(self.SCHEMA)
+        self._conn.execute(self.SOURCE_SCHEMA)
         self._conn.commit()
+
+    def add_source_model(
+        self, protocol: TransferProtocol, source: str, metrics: dict[str, float], constant: float, rows: int
+    ) -> None:
+        """Record a source model's held-out metrics and the constant predictor's score on those rows."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO source_models (protocol_hash, protocol, source, main, constant, "
+                "rows, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    protocol.hash(),
+                    protocol.name,
+                    source,
+                    float(metrics["main"]),
+                    float(constant),
+                    int(rows),
+                    json.dumps(metrics, sort_keys=True),
+                ),
+            )
+
+    def source_models(self, protocol: TransferProtocol) -> pd.DataFrame:
+        """The recorded source-model evaluations of ``protocol``, one row per source."""
+        return pd.read_sql_query(
+            "SELECT * FROM source_models WHERE protocol_hash = ? ORDER BY source",
+            self._conn,
+            params=(protocol.hash(),),
+        )
 
     def done(self, protocol: TransferProtocol) -> set[tuple[str, str, int]]:
         rows = self._conn.execute(
@@ -192,30 +237,42 @@ class ResultStore:
     def restore(self, path: str | Path) -> int:
         """Add the runs of a CSV written by :meth:`save_runs` that the store lacks; returns how many.
 
-        The committed runs file lets a new machine continue a benchmark instead of starting over.
+        The committed runs file lets a new machine continue a benchmark instead of starting over. The
+        source-model evaluations saved beside it (``NAME.sources.csv``) are restored too when present.
         """
+        added = self._restore_table(Path(path), "runs", self.COLUMNS)
+        sources = sources_path(path)
+        if sources.exists():
+            self._restore_table(sources, "source_models", self.SOURCE_COLUMNS)
+        return added
+
+    def _restore_table(self, path: Path, table: str, columns: tuple[str, ...]) -> int:
         try:
             frame = pd.read_csv(path, keep_default_na=False, dtype={"source": str, "target": str})
         except (OSError, ValueError) as exc:
             raise TaskscoutError(f"cannot read runs file {path}: {exc}") from None
-        missing = [c for c in self.COLUMNS if c not in frame.columns]
+        missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise TaskscoutError(f"runs file {path} lacks columns {', '.join(missing)}")
         before = self._conn.total_changes
-        columns, marks = ", ".join(self.COLUMNS), ", ".join("?" * len(self.COLUMNS))
+        names, marks = ", ".join(columns), ", ".join("?" * len(columns))
         with self._conn:
             self._conn.executemany(
-                f"INSERT OR IGNORE INTO runs ({columns}) VALUES ({marks})",
-                [tuple(row) for row in frame[list(self.COLUMNS)].itertuples(index=False)],
+                f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})",
+                [tuple(row) for row in frame[list(columns)].itertuples(index=False)],
             )
         return self._conn.total_changes - before
 
     def save_runs(self, path: str | Path, protocol: TransferProtocol) -> int:
-        """Write every run of ``protocol`` as CSV (atomically); returns the number of runs."""
+        """Write every run of ``protocol`` as CSV (atomically), and the source-model evaluations as
+        ``NAME.sources.csv`` beside it when there are any; returns the number of runs."""
         from taskscout.io import write_bytes
 
         frame = self.frame(protocol).sort_values(["seed", "source", "target"])
         write_bytes(path, frame[list(self.COLUMNS)].to_csv(index=False).encode("utf-8"))
+        sources = self.source_models(protocol)
+        if len(sources):
+            write_bytes(sources_path(path), sources[list(self.SOURCE_COLUMNS)].to_csv(index=False).encode())
         return len(frame)
 
     def claim_path(self, protocol: TransferProtocol, seed: int, source: str) -> Path:
@@ -230,6 +287,25 @@ class ResultStore:
             query += " WHERE protocol_hash = ?"
             params = (protocol.hash(),)
         return pd.read_sql_query(query, self._conn, params=params)
+
+
+def sources_path(runs_path: str | Path) -> Path:
+    """``NAME.sources.csv`` beside a runs file ``NAME.runs.csv``."""
+    runs_path = Path(runs_path)
+    return runs_path.with_name(runs_path.name.removesuffix(".csv").removesuffix(".runs") + ".sources.csv")
+
+
+def evaluate_source_model(model: Any, task: Task, config: BuildConfig) -> tuple[dict[str, float], float, int]:
+    """A source model's metrics on its held-out rows, the constant predictor's score on them (majority
+    training class; 0 for regression, where a constant has no correlation), and the row count."""
+    train, _, held = source_samples(task, config)
+    if held is None:
+        return {}, float("nan"), 0
+    if held.is_classification:
+        constant = float(np.mean(held.labels == np.bincount(train.labels).argmax()))
+    else:
+        constant = 0.0
+    return model.evaluate(held), constant, len(held)
 
 
 def _library_versions() -> dict[str, str]:
@@ -363,6 +439,12 @@ def run_transfer(
                         progress=f"{source}: source fine-tuning",
                         device=device,
                     )
+                    if source not in set(store.source_models(protocol)["source"]):
+                        metrics, constant, rows = evaluate_source_model(
+                            models[source], load_task(source), protocol.source
+                        )
+                        if rows:
+                            store.add_source_model(protocol, source, metrics, constant, rows)
                 left = sum(len(g) for g in groups.values())
                 for run in runs:
                     if run.target not in samples:
