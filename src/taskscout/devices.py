@@ -18,7 +18,6 @@ import torch
 
 from taskscout.errors import TaskscoutError
 
-DEVICE_HELP = "Device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N or mps."
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

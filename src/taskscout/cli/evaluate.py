@@ -12,6 +12,7 @@ from rich.table import Table
 
 console = Console()
 
+# Kept here, not in taskscout.devices, because that module imports torch and the CLI starts without it.
 DEVICE_HELP = "Device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N or mps."
 
 ProtocolOpt = Annotated[str, typer.Option(help="Transfer protocol name.")]

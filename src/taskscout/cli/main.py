@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from taskscout.cli.evaluate import DEVICE_HELP  # the CLI's copy: taskscout.devices imports torch
+from taskscout.cli.evaluate import DEVICE_HELP
 from taskscout.errors import TaskscoutError
 
 app = typer.Typer(
