@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import pandas as pd
 import pytest
 
 from taskscout.cluster import RayOptions, ray_session
@@ -49,6 +50,11 @@ def test_ray_engine_reproduces_the_local_engine(local_ray, protocol, tmp_path): 
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
     assert '"device": "cpu"' in store.frame(protocol)["versions"].iloc[-1]
+    # The source model is evaluated on its held-out rows as the local engine does.
+    pd.testing.assert_frame_equal(
+        store.source_models(protocol)[["source", "main", "constant", "rows"]],
+        local.source_models(protocol)[["source", "main", "constant", "rows"]],
+    )
     # Finished runs are not run again: the driver plans from the store.
     assert run_transfer_ray(["src"], ["tgt"], protocol, store, tasks.__getitem__, OPTIONS) == 0
 

@@ -507,18 +507,37 @@ def run_transfer_ray(
             )
             for source in dict.fromkeys(r.source for r in plan if r.source != BASELINE)
         }
-        jobs = {
+        jobs: dict[Any, PlannedRun | str] = {
             run_job.remote(models.get(run.source), samples[run.target], protocol, run.seed, device): run
             for run in plan
         }
+        # Each source model's own held-out evaluation, once per protocol, as the local engine does.
+        evaluated = set(store.source_models(protocol)["source"])
+        eval_job = ray.remote(_ray_source_evaluation).options(**task_options)
+        for source, model in models.items():
+            if source not in evaluated:
+                jobs[eval_job.remote(model, load_task(source), protocol.source)] = source
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // max(options.cpus_per_task, 1e-9)))
         done = 0
-        for run, (metrics, seconds) in completed(ray, jobs):
-            store.add(protocol, run.source, run.target, run.seed, metrics, seconds, device=device)
+        for key, result in completed(ray, jobs):
+            if isinstance(key, str):  # a source model's evaluation
+                metrics, constant, rows = result
+                if rows:
+                    store.add_source_model(protocol, key, metrics, constant, rows)
+                continue
+            metrics, seconds = result
+            store.add(protocol, key.source, key.target, key.seed, metrics, seconds, device=device)
             done += 1
             if on_run is not None:
-                on_run(run, metrics, seconds, RunProgress(done, len(plan) - done, slots))
+                on_run(key, metrics, seconds, RunProgress(done, len(plan) - done, slots))
     return done
+
+
+def _ray_source_evaluation(
+    model: Any, task: Task, config: BuildConfig
+) -> tuple[dict[str, float], float, int]:
+    """Ray task: :func:`evaluate_source_model` of a trained source model."""
+    return evaluate_source_model(model, task, config)
 
 
 def _ray_source_model(train: Task, config: BuildConfig, device: str) -> Any:
