@@ -110,3 +110,19 @@ def make_task(
 @pytest.fixture
 def toy_task() -> Task:
     return make_task()
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``taskscout ARGS`` through the real entry point; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from taskscout.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["taskscout", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import string
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskscout.cli.main import main
 from taskscout.data.loaders import load_task, load_task_with_report
 from taskscout.errors import DataError, PoolError, TaskscoutError
 from taskscout.pool.schema import EntryConfig, parse_config
 from taskscout.pool.store import Pool
 from taskscout.ranking import rank, target_warnings, validate_target
 from tests.conftest import make_task
+from tests.conftest import run_cli as run
 
 FAST = settings(
     max_examples=60,
@@ -34,17 +33,6 @@ FAST = settings(
     database=None,  # no example database written into the working directory
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["taskscout", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_csv(path: Path, rows: int = 40, classes: int = 2) -> Path:
