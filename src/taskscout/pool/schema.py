@@ -18,7 +18,7 @@ are migrated by :func:`migrate_config_v1`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -133,23 +133,28 @@ def one_line(error: ValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _validated(model: type[ModelT], data: dict[str, Any], where: str, what: str) -> ModelT:
+    """``model`` validated from ``data``; a failure is one :class:`PoolError` naming ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PoolError(f"{where}: invalid {what} ({one_line(exc)})") from None
+
+
 def parse_config(data: Any, where: str) -> EntryConfig:
     """Validate an entry's config; problems raise one-line :class:`PoolError` naming ``where``."""
     if not isinstance(data, dict):
         raise PoolError(f"{where}: config.json must be a JSON object, not {type(data).__name__}")
-    try:
-        return EntryConfig.model_validate(data)
-    except ValidationError as exc:
-        raise PoolError(f"{where}: invalid config.json ({one_line(exc)})") from None
+    return _validated(EntryConfig, data, where, "config.json")
 
 
 def parse_row(data: Any, where: str) -> IndexRow:
     if not isinstance(data, dict):
         raise PoolError(f"{where}: an index row must be a JSON object, not {type(data).__name__}")
-    try:
-        return IndexRow.model_validate(data)
-    except ValidationError as exc:
-        raise PoolError(f"{where}: invalid index row ({one_line(exc)})") from None
+    return _validated(IndexRow, data, where, "index row")
 
 
 def parse_info(data: Any, where: str) -> PoolInfo:
@@ -157,10 +162,7 @@ def parse_info(data: Any, where: str) -> PoolInfo:
         raise PoolError(f"{where} must be a JSON object, not {type(data).__name__}; restore or rebuild it")
     if data.get("format") != POOL_FORMAT:
         raise PoolError(f"{where} is not a taskscout pool file (format {data.get('format')!r})")
-    try:
-        info = PoolInfo.model_validate(data)
-    except ValidationError as exc:
-        raise PoolError(f"{where}: invalid pool.json ({one_line(exc)})") from None
+    info = _validated(PoolInfo, data, where, "pool.json")
     if info.format_version > POOL_FORMAT_VERSION:
         raise PoolError(
             f"{where} has format version {info.format_version}; this taskscout reads up to "
