@@ -14,6 +14,9 @@ console = Console()
 
 # Kept here, not in taskscout.devices, because that module imports torch and the CLI starts without it.
 DEVICE_HELP = "Device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N or mps."
+DeviceOpt = Annotated[str, typer.Option(help=DEVICE_HELP)]
+RayCpusOpt = Annotated[float, typer.Option(help="CPUs each Ray task reserves.")]
+RayGpusOpt = Annotated[float, typer.Option(help="GPUs each Ray task reserves.")]
 
 ProtocolOpt = Annotated[str, typer.Option(help="Transfer protocol name.")]
 GroundTruthOpt = Annotated[
@@ -58,7 +61,7 @@ def transfer(
     export_only: Annotated[
         bool, typer.Option(help="Only write --export from finished runs; run nothing.")
     ] = False,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    device: DeviceOpt = "auto",
     ray: Annotated[
         str | None,
         typer.Option(
@@ -75,8 +78,8 @@ def transfer(
             "seed: one seed of every pair first (a complete one-seed matrix early)."
         ),
     ] = "source",
-    ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
-    ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
+    ray_cpus: RayCpusOpt = 1.0,
+    ray_gpus: RayGpusOpt = 0.0,
 ) -> None:
     """Run real intermediate-task transfer experiments (resumable; finished runs are skipped).
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from taskscout.cli.evaluate import DEVICE_HELP
+from taskscout.cli.evaluate import DeviceOpt
 from taskscout.errors import TaskscoutError
 
 app = typer.Typer(
@@ -97,7 +97,7 @@ def rank(
     split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
     max_bytes: MaxBytesOpt = None,
     max_read_rows: MaxReadRowsOpt = None,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
     from taskscout.io import write_bytes, write_json

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from taskscout.cli.evaluate import DEVICE_HELP
+from taskscout.cli.evaluate import DeviceOpt, RayCpusOpt, RayGpusOpt
 from taskscout.pool.config import (
     DEFAULT_IMPORT_MAX_BYTES,
     DEFAULT_IMPORT_MAX_FILES,
@@ -95,7 +95,7 @@ def build(
         typer.Option("--method", "-m", help="Methods whose P1 entries to build (repeatable)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    device: DeviceOpt = "auto",
     ray: Annotated[
         str | None,
         typer.Option(
@@ -106,8 +106,8 @@ def build(
             "to one.",
         ),
     ] = None,
-    ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task reserves.")] = 1.0,
-    ray_gpus: Annotated[float, typer.Option(help="GPUs each Ray task reserves.")] = 0.0,
+    ray_cpus: RayCpusOpt = 1.0,
+    ray_gpus: RayGpusOpt = 0.0,
 ) -> None:
     """Fine-tune the base encoder on each source and add its ESM to the pool (resumable)."""
     from taskscout.cluster import RayOptions
