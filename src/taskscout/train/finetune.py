@@ -209,10 +209,14 @@ class TrainingTargets:
         return pred[:, 0] if task.labels.ndim == 1 else pred
 
 
-def batch_logits(model: SequenceModel, tokenizer_of: Encoder, task: Task, batch_size: int = 64) -> np.ndarray:
-    """Head outputs for every row of ``task`` (eval mode, no gradients); restores the training mode."""
+def batch_logits(
+    model: SequenceModel, tokenizer_of: Encoder, task: Task, batch_size: int = 64, *, pooled: bool = False
+) -> np.ndarray:
+    """Head outputs (or, with ``pooled``, the pooled features the head reads) for every row of ``task``
+    (eval mode, no gradients); restores the training mode."""
     was_training = model.training
     model.eval()
+    forward = model.pooled if pooled else model
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(task), batch_size):
@@ -221,9 +225,11 @@ def batch_logits(model: SequenceModel, tokenizer_of: Encoder, task: Task, batch_
                 task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
             )
             with autocast(module_device(model)):
-                outputs.append(model(batch).float().cpu().numpy())
+                outputs.append(forward(batch).float().cpu().numpy())
     model.train(was_training)
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.head.out_features))
+    if outputs:
+        return np.concatenate(outputs)
+    return np.zeros((0, model.head.in_features if pooled else model.head.out_features))
 
 
 def train_steps(
@@ -310,19 +316,7 @@ def fit_probe_head(model: SequenceModel, tokenizer_of: Encoder, task: Task, targ
     """
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    was_training = model.training
-    model.eval()
-    features = []
-    with torch.inference_mode():
-        for start in range(0, len(task), 64):
-            batch = tokenizer_of.tokenize(
-                task.texts[start : start + 64],
-                None if task.text_pairs is None else task.text_pairs[start : start + 64],
-            )
-            with autocast(module_device(model)):
-                features.append(model.pooled(batch).float().cpu().numpy())
-    model.train(was_training)
-    x = np.concatenate(features).astype(np.float64)
+    x = batch_logits(model, tokenizer_of, task, pooled=True).astype(np.float64)
     out_features = model.head.out_features
     weight = np.zeros((out_features, x.shape[1]))
     bias = np.zeros(out_features)
