@@ -292,3 +292,20 @@ def _rank_target(pool):
 def test_method_classes_are_described():
     for cls in METHOD_CLASSES:
         assert cls.name and cls.kind and cls.description and cls.p1_cost and cls.p2_cost
+
+
+def test_tupate_keeps_its_own_row_budget_below_the_source_models(tiny_model_dir, tmp_path, monkeypatch):
+    from taskscout.methods.tupate import TuPaTEConfig
+    from taskscout.methods.tupate.methods import TuPaTELoRA
+
+    # The default build (2,000-row source models) tunes TuPaTE on 500 rows; a smaller build caps it.
+    assert TuPaTEConfig().for_build(BuildConfig()).max_rows == 500
+    assert TuPaTEConfig().for_build(_config(tiny_model_dir)).max_rows == 64
+    monkeypatch.setenv("TASKSCOUT_HOME", str(tmp_path / "home"))
+    method = TuPaTELoRA(TuPaTEConfig(max_rows=40))
+    monkeypatch.setattr("taskscout.methods.registry", lambda: {**_registry(), method.name: lambda: method})
+    pool = Pool.create(tmp_path / "pool")
+    [result] = build_pool(pool, _sources()[:1], _config(tiny_model_dir), methods=[method.name], progress=False)
+    assert result.status == "built", result
+    entry = pool.get("tupate-lora", "src_same")
+    assert entry.meta["tupate"]["max_rows"] == 40 and entry.meta["tupate_info"]["rows"] == 40

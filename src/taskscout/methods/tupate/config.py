@@ -31,8 +31,12 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {"bitfit": 4e-4, "lora": 5e-4, "prefi
 class TuPaTEConfig(Config):
     """How a task is tuned into an embedding; sources and targets must share it (it is stored per entry).
 
-    ``seed``, ``max_length``, ``pooling`` and ``max_rows`` are taken from the pool's ``BuildConfig`` at
-    build time (``max_rows`` = its ``max_train_rows``: the target is capped to as many rows as a source).
+    ``seed``, ``max_length`` and ``pooling`` are taken from the pool's ``BuildConfig`` at build time, and
+    ``max_rows`` is capped by its ``max_train_rows``; sources and targets are tuned on at most
+    ``max_rows`` rows. TuPaTE keeps its own row budget (500) instead of the source models' 2,000: its
+    embeddings are the parameters after a short early stage of tuning (the paper's finding), and its P1
+    cost grows with the rows (2 epochs of 2,000 rows are 126 steps, ~7 min per variant and source on one
+    core, against ~2 min for 500), which a pool of many sources pays three times (one per variant).
 
     Budget defaults are sized for a 2-core CPU: a PEFT step of MiniLM-L6 on 32 rows of up to 128 tokens
     takes ~3.5 s single-threaded (measured), so the early budget (2 epochs; 16 steps for 256 rows, 32 for
@@ -67,13 +71,13 @@ class TuPaTEConfig(Config):
         )
 
     def for_build(self, build: BuildConfig) -> TuPaTEConfig:
-        """This config with the pool build's seed, tokenisation, pooling and row cap."""
+        """This config with the pool build's seed, tokenisation and pooling, and at most its row cap."""
         return dataclasses.replace(
             self,
             seed=build.seed,
             max_length=build.train.max_length,
             pooling=build.train.pooling,
-            max_rows=build.max_train_rows,
+            max_rows=min(self.max_rows, build.max_train_rows),
         )
 
 

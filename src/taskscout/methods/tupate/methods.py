@@ -44,7 +44,7 @@ class TuPaTE(SelectionMethod):
         config = self.config.for_build(context.config)
         train, _, held = source_samples(task, context.config)
         result = tuned_embeddings(
-            train,
+            train.subsample(config.max_rows, seed=config.seed),
             context.config.model,
             self.variant,
             config,
