@@ -305,7 +305,9 @@ def test_tupate_keeps_its_own_row_budget_below_the_source_models(tiny_model_dir,
     method = TuPaTELoRA(TuPaTEConfig(max_rows=40))
     monkeypatch.setattr("taskscout.methods.registry", lambda: {**_registry(), method.name: lambda: method})
     pool = Pool.create(tmp_path / "pool")
-    [result] = build_pool(pool, _sources()[:1], _config(tiny_model_dir), methods=[method.name], progress=False)
+    [result] = build_pool(
+        pool, _sources()[:1], _config(tiny_model_dir), methods=[method.name], progress=False
+    )
     assert result.status == "built", result
     entry = pool.get("tupate-lora", "src_same")
     assert entry.meta["tupate"]["max_rows"] == 40 and entry.meta["tupate_info"]["rows"] == 40
