@@ -1,5 +1,6 @@
 """Pool building, storage and ranking end to end on a tiny random BERT (no download)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -182,6 +183,21 @@ def test_duplicate_target_rows_are_dropped(built_pool):
     target = base.select(list(range(20)) * 3)
     ranking = rank(target, pool=built_pool)
     assert ranking.target_rows == 20 and ranking.duplicate_rows_dropped == 40
+    assert all(np.isfinite(s.score) for s in ranking.sources)
+
+
+def test_rows_the_encoder_cannot_tell_apart_are_dropped(built_pool):
+    # Upper-case copies are other texts but the same tokens to an uncased tokenizer, so their features
+    # equal the originals' whatever their labels; 5 copies with the same label and 5 with the other label,
+    # on 20 rows < 32 dimensions: LogME's evidence would be unbounded if they were kept.
+    base = make_task("cased", n=20, seed=12)
+    copies = list(range(10))
+    labels = np.concatenate([base.labels, base.labels[:5], 1 - base.labels[5:10]])
+    target = dataclasses.replace(
+        base, texts=base.texts + [base.texts[i].upper() for i in copies], labels=labels
+    )
+    ranking = rank(target, pool=built_pool)
+    assert ranking.target_rows == 20 and ranking.duplicate_rows_dropped == 10
     assert all(np.isfinite(s.score) for s in ranking.sources)
 
 

@@ -71,7 +71,8 @@ class Ranking:
         excluded: near-duplicates of the target, by name, with the reason (not ranked).
         failed: pool entries that could not be scored, by name, with a one-line reason.
         target_rows: target rows used (after dropping repeated rows and the stratified cap).
-        duplicate_rows_dropped: repeated target rows dropped before ranking.
+        duplicate_rows_dropped: target rows dropped before ranking as repeats (same input and label, or
+            inputs the encoder cannot tell apart, whatever their labels).
         timings: seconds spent per phase (``load_target``, ``load_model``, ``embed_target``, ``score``,
             ``score_per_source``, ``total``).
         warnings: notes about the target and the pool (the CLI prints them).
@@ -447,6 +448,14 @@ def _rank(
             f"built with {', '.join(built_for)}: other weights (is a local directory named {model!r} "
             "shadowing the model?); rank from another directory or rebuild the pool"
         )
+
+    # Rows the encoder cannot tell apart (same tokens; see Encoder.distinct_rows) have equal features
+    # whatever their labels; with fewer rows than dimensions they too leave LogME's evidence unbounded.
+    distinct = encoder.distinct_rows(task.texts, task.text_pairs)
+    if len(distinct) < len(task):
+        duplicate_rows += len(task) - len(distinct)
+        task = task.select(distinct)
+        validate_target(task)
 
     if keep_duplicates:
         excluded: dict[str, str] = {}

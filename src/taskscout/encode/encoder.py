@@ -172,6 +172,24 @@ class Encoder:
                 cache.put_many([keys[i] for i in todo], computed)
         return vectors[where]
 
+    def distinct_rows(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Indices of the first of each group of inputs this encoder cannot tell apart, in input order.
+
+        Inputs equal after tokenisation and truncation (case or accent variants for an uncased
+        tokenizer, characters outside the vocabulary that all become ``[UNK]``, text past
+        ``max_length``) get the same embedding from every model sharing the tokenizer.
+        """
+        ids = self.tokenizer(
+            list(texts),
+            None if text_pairs is None else list(text_pairs),
+            truncation=True,
+            max_length=self.spec.max_length,
+        )["input_ids"]
+        first: dict[tuple[int, ...], int] = {}
+        for i, row in enumerate(ids):
+            first.setdefault(tuple(row), i)
+        return np.fromiter(first.values(), dtype=np.int64, count=len(first))
+
     def encode_task(self, task, *, progress: bool | str = False) -> np.ndarray:
         """Embeddings of a :class:`~taskscout.data.task.Task`'s inputs."""
         return self.encode(task.texts, task.text_pairs, progress=progress)
