@@ -159,7 +159,7 @@ def test_prefix_encoder_keeps_the_encoder_exact_when_masked(tiny_model_dir):
             token_type_ids=batch["token_type_ids"],
             attention_mask=mask,
             position_ids=torch.arange(batch["input_ids"].shape[1]).expand(2, -1),
-            past_key_values=_cache(wrapped, 2),
+            cache=_cache(wrapped, 2),
         ).last_hidden_state
     assert torch.allclose(off * valid, plain * valid, atol=1e-5)
     assert (on - plain).abs().max() > 1e-3

@@ -3,6 +3,7 @@ implemented here; see the package docstring for why)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -57,13 +58,17 @@ class PrefixEncoder(nn.Module):
             cache.update(keys, values, index)
         mask = torch.cat([attention_mask.new_ones(batch, self.length), attention_mask], dim=1)
         positions = torch.arange(length, device=input_ids.device).unsqueeze(0).expand(batch, -1)
+        # transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes in 5.40).
+        cache_argument = (
+            "cache" if "cache" in inspect.signature(self.encoder.forward).parameters else ("past_key_values")
+        )
         return self.encoder(
             input_ids=input_ids,
             attention_mask=mask,
             token_type_ids=token_type_ids,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=False,
+            **{cache_argument: cache},
             **kwargs,
         )
 
