@@ -12,6 +12,7 @@ Design points:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,12 +180,7 @@ class Encoder:
         tokenizer, characters outside the vocabulary that all become ``[UNK]``, text past
         ``max_length``) get the same embedding from every model sharing the tokenizer.
         """
-        ids = self.tokenizer(
-            list(texts),
-            None if text_pairs is None else list(text_pairs),
-            truncation=True,
-            max_length=self.spec.max_length,
-        )["input_ids"]
+        ids = self._tokenize(texts, text_pairs)["input_ids"]
         first: dict[tuple[int, ...], int] = {}
         for i, row in enumerate(ids):
             first.setdefault(tuple(row), i)
@@ -199,14 +195,17 @@ class Encoder:
     ) -> dict[str, torch.Tensor]:
         """Tokenize a batch with truncation to ``max_length`` and padding to the longest input; the
         tensors are on the model's device."""
+        return self._tokenize(texts, text_pairs, padding=True, return_tensors="pt").to(self.device)
+
+    def _tokenize(self, texts: Sequence[str], text_pairs: Sequence[str] | None, **options: Any) -> Any:
+        # The one tokenizer call: every caller sees inputs truncated the way the model embeds them.
         return self.tokenizer(
             list(texts),
             None if text_pairs is None else list(text_pairs),
             truncation=True,
             max_length=self.spec.max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(self.device)
+            **options,
+        )
 
     def _forward_all(
         self, texts: list[str], text_pairs: list[str] | None, *, progress: bool | str

@@ -30,6 +30,9 @@ class PrefixEncoder(nn.Module):
         self.encoder = encoder
         self.config = config
         self.length = length
+        # transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes in 5.40).
+        parameters = inspect.signature(encoder.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         shape = (int(config.num_hidden_layers), 2, heads, length, int(config.hidden_size) // heads)
         self.prefix = nn.Parameter(torch.randn(shape) * init_std)
 
@@ -58,17 +61,13 @@ class PrefixEncoder(nn.Module):
             cache.update(keys, values, index)
         mask = torch.cat([attention_mask.new_ones(batch, self.length), attention_mask], dim=1)
         positions = torch.arange(length, device=input_ids.device).unsqueeze(0).expand(batch, -1)
-        # transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes in 5.40).
-        cache_argument = (
-            "cache" if "cache" in inspect.signature(self.encoder.forward).parameters else ("past_key_values")
-        )
         return self.encoder(
             input_ids=input_ids,
             attention_mask=mask,
             token_type_ids=token_type_ids,
             position_ids=positions,
             use_cache=False,
-            **{cache_argument: cache},
+            **{self._cache_argument: cache},
             **kwargs,
         )
 
