@@ -102,6 +102,10 @@ def test_rank_scores_equal_logme_of_mapped_features(built_pool, tiny_model_dir):
     frame = ranking.to_pandas()
     assert list(frame.columns) == ["rank", "source", "score", "language", "task_type", "num_examples"]
     assert len(rank(target, pool=built_pool, top=2)) == 2
+    some = rank(target, pool=built_pool, sources=["src_b", "not_in_pool"]).scores()
+    assert some == {"src_b": scores["src_b"]}
+    with pytest.raises(PoolError, match="no esm entries for the sources not_in_pool"):
+        rank(target, pool=built_pool, sources=["not_in_pool"])
 
 
 def test_duplicates_excluded_and_kept_on_request(built_pool):

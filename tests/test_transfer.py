@@ -197,9 +197,28 @@ def test_bench_scores_are_stored_reused_and_fused(tmp_path, protocol, tiny_model
     assert ScoreCache(tmp_path / "scores.json").methods() == ["datasize", "esm-logme", "textemb"]
     calls.clear()
 
-    pool.remove("s2")  # the pool changed: stored rankings of it no longer apply
-    changed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
-    assert calls == ["esm-logme"] and set(changed.scores["tgt"]) == {"s1"}
+    # The pool changed. Scores are per source: a removed source leaves the ranking without anything
+    # recomputed, a new source is scored alone and merged, a rebuilt entry is scored again.
+    full = first["esm-logme"].scores["tgt"]
+    pool.remove("s2")
+    removed = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert calls == [] and removed.scores["tgt"] == {"s1": full["s1"]}
+    seen_sources = []
+    monkeypatch.setattr(
+        rank_module,
+        "rank",
+        lambda *a, **k: calls.append(k["method"]) or seen_sources.append(k["sources"]) or real_rank(*a, **k),
+    )
+    build_pool(pool, [tasks["s2"]], protocol.source, methods=["esm-logme"], progress=False)
+    grown = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert calls == ["esm-logme"] and seen_sources == [["s2"]]
+    assert grown.scores["tgt"] == pytest.approx(full)  # as if ranked in one go
+    again = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert len(calls) == 1 and again.scores == grown.scores  # complete again: nothing to compute
+    refit = dataclasses.replace(protocol.source, max_fit_texts=protocol.source.max_fit_texts // 2)
+    build_pool(pool, [tasks["s1"]], refit, methods=["esm-logme"], force=True, progress=False)
+    rebuilt = evaluate_method("esm-logme", gt, pool, protocol, tasks.__getitem__, cache=reloaded)
+    assert seen_sources[1:] == [["s1"]] and set(rebuilt.scores["tgt"]) == {"s1", "s2"}
 
 
 def test_workers_share_runs_by_claiming_groups(protocol, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -323,6 +324,7 @@ def rank(
     seed: int = 0,
     progress: bool = True,
     device: str = "auto",
+    sources: Collection[str] | None = None,
 ) -> Ranking:
     """Rank the pool's sources for ``target``: which dataset to fine-tune on first.
 
@@ -347,6 +349,7 @@ def rank(
             (transformers' weight-loading bars and warnings, download bars).
         device: where the target is embedded and where methods that tune or embed run (``auto``,
             ``cpu``, ``cuda[:i]``, ``mps``; see :mod:`taskscout.devices`); recorded in the ranking.
+        sources: rank only these of the pool's sources (default: all of them).
 
     Returns:
         The :class:`Ranking`.
@@ -374,6 +377,7 @@ def rank(
             seed,
             progress,
             device,
+            None if sources is None else frozenset(sources),
         )
 
 
@@ -389,6 +393,7 @@ def _rank(
     seed: int,
     progress: bool,
     device: str = "auto",
+    sources: frozenset[str] | None = None,
 ) -> Ranking:
     from taskscout.devices import resolve_device
     from taskscout.encode.encoder import Encoder
@@ -425,9 +430,13 @@ def _rank(
         )
     entries = pool_obj.entries(selector.kind) if selector.kind else pool_obj.entries()
     failed = dict(pool_obj.problems)  # index rows that failed validation, by name
+    if sources is not None:
+        entries = [e for e in entries if e.source in sources]
     if not entries:
+        chosen = f" for the sources {', '.join(sorted(sources))}" if sources is not None else ""
         raise PoolError(
-            f"pool {pool_obj.path} has no {selector.kind or ''} entries; build it with `taskscout pool build`"
+            f"pool {pool_obj.path} has no {selector.kind or ''} entries{chosen}; build them with "
+            "`taskscout pool build`"
         )
     model = _choose_model(pool_obj, entries, model)
     for entry in entries:

@@ -90,6 +90,12 @@ class ScoreCache:
     methods cost nothing. A stored ranking is reused only while the protocol and the pool entries it was
     computed from (names and file checksums) are unchanged. Without a pool (``taskscout bench --stored``)
     the stored rankings are re-scored as they are, e.g. on a machine without the source models.
+
+    Every method scores each source independently of the others, so a ranking is also stored per
+    source (each source's entry signature): when the pool grows or some entries are rebuilt, only those
+    sources are scored and merged with the stored scores of the unchanged ones, and a source whose
+    score could not be computed (e.g. its fine-tuned model is not on this machine) is tried again next
+    time. This lets the source-model methods be scored source by source while each model exists.
     """
 
     FORMAT = 1
@@ -131,6 +137,21 @@ class ScoreCache:
         parts = [protocol.hash(), method] + [[e.kind, e.source, e.meta.get("files", {})] for e in entries]
         return json_key(parts, 16)
 
+    @staticmethod
+    def source_signatures(method: str, pool: Pool, protocol: TransferProtocol) -> dict[str, str]:
+        """Per source, what its score depends on: the protocol, the method and that source's entries."""
+        from taskscout.methods import get_method
+
+        kind = get_method(method).kind
+        entries = sorted(pool.entries(kind) if kind else pool.entries(), key=lambda e: (e.kind, e.source))
+        by_source: dict[str, list[Any]] = {}
+        for e in entries:
+            by_source.setdefault(e.source, []).append([e.kind, e.meta.get("files", {})])
+        return {
+            source: json_key([protocol.hash(), method, source, parts], 16)
+            for source, parts in by_source.items()
+        }
+
     def get(self, method: str, target: str, signature: str | None) -> dict[str, Any] | None:
         """The stored ranking if computed from ``signature`` (``None``: whatever it was computed from)."""
         record = self._records.get(f"{method}|{target}")
@@ -139,6 +160,17 @@ class ScoreCache:
         if method in self._refresh and f"{method}|{target}" not in self._put_here:
             return None  # stored before this run: recompute it
         return record
+
+    def reusable(self, method: str, target: str, source_signatures: dict[str, str]) -> dict[str, Any] | None:
+        """The stored ranking cut to the sources whose entries are unchanged, with those in
+        ``sources``; ``None`` when there are none (or the record predates per-source signatures)."""
+        record = self.get(method, target, None)
+        if record is None or "sources" not in record:
+            return None
+        kept = {s: sig for s, sig in record["sources"].items() if source_signatures.get(s) == sig}
+        if not kept:
+            return None
+        return {**record, "sources": kept, "scores": {s: v for s, v in record["scores"].items() if s in kept}}
 
     def methods(self) -> list[str]:
         """Methods with stored rankings, sorted."""
@@ -194,18 +226,51 @@ def score_target(
     signature = ScoreCache.signature(method, pool, protocol) if cache is not None else ""
     if cache is not None and (stored := cache.get(method, target, signature)) is not None:
         return stored
-    train, _ = target_samples(load(target), protocol)
-    started = time.perf_counter()
-    ranking = rank(train, pool=pool, method=method, max_target_rows=len(train), progress=progress)
-    record = {
-        "scores": ranking.scores(),
-        "p2_seconds": time.perf_counter() - started,
-        "ms_per_source": 1000 * ranking.timings.get("score_per_source", float("nan")),
-        "storage_bytes_per_source": storage_per_source(method, pool),
-    }
+    per_source = ScoreCache.source_signatures(method, pool, protocol)
+    earlier = cache.reusable(method, target, per_source) if cache is not None else None
+    parts = [earlier] if earlier is not None else []
+    todo = [s for s in per_source if earlier is None or s not in earlier["sources"]]
+    if todo or not parts:
+        train, _ = target_samples(load(target), protocol)
+        started = time.perf_counter()
+        ranking = rank(
+            train,
+            pool=pool,
+            method=method,
+            max_target_rows=len(train),
+            progress=progress,
+            sources=todo if parts else None,
+        )
+        parts.append(
+            {
+                "scores": ranking.scores(),
+                "p2_seconds": time.perf_counter() - started,
+                "ms_per_source": 1000 * ranking.timings.get("score_per_source", float("nan")),
+                # Sources that failed (e.g. a source model not on this machine) are tried again next time.
+                "sources": {s: per_source[s] for s in todo if s not in ranking.failed},
+            }
+        )
+    record = {**_merge_parts(parts), "storage_bytes_per_source": storage_per_source(method, pool)}
     if cache is not None:
         cache.put(method, target, signature, record)
     return record
+
+
+def _merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ranking record from rankings of disjoint sets of sources.
+
+    Scores are per source, so they merge as they are; P2 seconds add up (the target's preparation is
+    counted once per part); the cost per source is the mean weighted by the sources each part scored.
+    """
+    scored = [(len(p["scores"]), p["ms_per_source"]) for p in parts]
+    weighted = [(n, ms) for n, ms in scored if n and np.isfinite(ms)]
+    total = sum(n for n, _ in weighted)
+    return {
+        "scores": {s: v for p in parts for s, v in p["scores"].items()},
+        "p2_seconds": sum(p["p2_seconds"] for p in parts),
+        "ms_per_source": sum(n * ms for n, ms in weighted) / total if total else float("nan"),
+        "sources": {s: sig for p in parts for s, sig in p["sources"].items()},
+    }
 
 
 def storage_per_source(method: str, pool: Pool) -> float:
