@@ -74,6 +74,20 @@ def test_build_is_resumable_and_records_metadata(built_pool, tiny_config):
     assert info["build"]["history"][0]["device"] == auto
 
 
+def test_trained_only_builds_just_the_sources_with_a_cached_model(tmp_path, tiny_config, monkeypatch):
+    from taskscout.pool.context import BuildContext
+
+    monkeypatch.setenv("TASKSCOUT_HOME", str(tmp_path / "home"))
+    trained, untrained = make_task("src_a", n=150, seed=1), make_task("src_b", n=150, seed=2)
+    build_pool(Pool.create(tmp_path / "first"), [trained], tiny_config, progress=False)  # trains src_a
+    pool = Pool.create(tmp_path / "p")
+    results = build_pool(pool, [untrained, trained], tiny_config, trained_only=True, progress=False)
+    assert {r.source: r.status for r in results} == {"src_a": "built", "src_b": "skipped"}
+    assert "no fine-tuned model" in next(r.message for r in results if r.source == "src_b")
+    assert pool.has("esm", "src_a") and not pool.has("esm", "src_b")
+    assert not BuildContext(tiny_config).has_source_model(untrained)  # nothing was trained for it
+
+
 def test_failed_source_does_not_stop_build(tmp_path, tiny_config):
     pool = Pool.create(tmp_path / "p")
 

@@ -95,6 +95,13 @@ def build(
         typer.Option("--method", "-m", help="Methods whose P1 entries to build (repeatable)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild entries that already exist.")] = False,
+    trained_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only sources whose fine-tuned model is already on this machine (train nothing), e.g. "
+            "the ones a `taskscout transfer` job trained."
+        ),
+    ] = False,
     device: DeviceOpt = "auto",
     ray: Annotated[
         str | None,
@@ -159,6 +166,7 @@ def build(
         force=force,
         on_result=report,
         device=device,
+        trained_only=trained_only,
         ray=None if ray is None else RayOptions(address=ray, cpus_per_task=ray_cpus, gpus_per_task=ray_gpus),
     )
     failed = [r for r in results if r.status == "failed"]

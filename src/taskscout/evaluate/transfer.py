@@ -584,14 +584,13 @@ def _group_order(
     the job needs. ``order="seed"`` does one seed of every pair first, so an interrupted job has a
     complete one-seed matrix early.
     """
-    from taskscout.train.finetune import finetuned_model_dir
+    from taskscout.train.finetune import is_finetuned
 
     if order not in ("source", "seed"):
         raise TaskscoutError(f"unknown run order {order!r}; use 'source' or 'seed'")
 
     def cached(source: str) -> bool:
-        model_dir = finetuned_model_dir(source_train(source), protocol.source.model, protocol.source.train)
-        return (model_dir / "finetuned.json").exists()
+        return is_finetuned(source_train(source), protocol.source.model, protocol.source.train)
 
     first_position: dict[str, int] = {}
     for i, (_, source) in enumerate(groups):

@@ -120,10 +120,13 @@ def build_pool(
     progress: bool = True,
     device: str = "auto",
     ray: RayOptions | None = None,
+    trained_only: bool = False,
 ) -> list[BuildResult]:
     """Build the pool entries of ``methods`` for ``sources`` (task names resolved by ``load_task``, or Tasks).
 
     Existing entries are skipped unless ``force``; a failing source is recorded and the build continues.
+    ``trained_only``: build only the sources whose fine-tuned model is already cached on this machine
+    (train nothing; the others are skipped), e.g. to add entries for the models a transfer job trained.
     ``device``: where fine-tuning, embedding and PEFT tuning run (``auto``, ``cpu``, ``cuda[:i]``, ``mps``;
     mixed precision on CUDA); recorded in each entry as ``build_device``. With ``ray``, each source's P1
     work runs as a Ray task (:func:`build_sources_ray`); the entries are the same.
@@ -171,8 +174,26 @@ def build_pool(
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return BuildResult(name, "failed", time.perf_counter() - started, last)
 
+    results: list[BuildResult] = []
+    if trained_only:
+
+        def needs_training(source: str | Task) -> bool:
+            try:
+                task = source if isinstance(source, Task) else load_task(str(source))
+            except Exception:
+                return False  # build_one reports why it cannot be loaded
+            return not context.has_source_model(task)
+
+        sources = list(sources)
+        untrained = {id(s) for s in sources if needs_training(s)}
+        for source in [s for s in sources if id(s) in untrained]:
+            name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
+            results.append(BuildResult(name, "skipped", message="no fine-tuned model on this machine"))
+            if on_result is not None:
+                on_result(results[-1])
+        sources = [s for s in sources if id(s) not in untrained]
     if ray is not None:
-        results = build_sources_ray(
+        results += build_sources_ray(
             pool,
             list(sources),
             context,
@@ -183,7 +204,6 @@ def build_pool(
             on_result=on_result,
         )
     else:
-        results = []
         for source in sources:
             results.append(build_one(source))
             if on_result is not None:

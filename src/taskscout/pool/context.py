@@ -14,7 +14,7 @@ import numpy as np
 from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
 from taskscout.pool.config import BuildConfig
-from taskscout.train.finetune import FineTuned, load_or_finetune
+from taskscout.train.finetune import FineTuned, is_finetuned, load_or_finetune
 
 __all__ = ["BuildContext", "source_samples"]
 
@@ -59,6 +59,11 @@ class BuildContext:
                 device=self.device,
             )
         return self._encoder
+
+    def has_source_model(self, task: Task) -> bool:
+        """Whether the source's fine-tuned model is cached on this machine (nothing left to train)."""
+        train, _, _ = source_samples(task, self.config)
+        return is_finetuned(train, self.config.model, self.config.train)
 
     def source_model(self, task: Task, *, progress: bool = False) -> FineTuned:
         """The base encoder fine-tuned on the source's training sample (cached on disk)."""

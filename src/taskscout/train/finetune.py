@@ -36,6 +36,8 @@ from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
 
+_SAVED = "finetuned.json"  # the metadata save_pretrained writes; the directory appears complete, at once
+
 
 class SequenceModel(nn.Module):
     """Encoder + pooling + dropout + linear head."""
@@ -125,7 +127,7 @@ class FineTuned:
                 "info": self.info,
                 "encoder_sha256": sha256_file(tmp / "encoder" / "model.safetensors"),
             }
-            write_json(tmp / "finetuned.json", meta)
+            write_json(tmp / _SAVED, meta)
         return directory
 
     @classmethod
@@ -134,7 +136,7 @@ class FineTuned:
         from transformers import AutoModel, AutoTokenizer
 
         directory = Path(directory)
-        meta_path = directory / "finetuned.json"
+        meta_path = directory / _SAVED
         if not meta_path.exists():
             raise TaskscoutError(f"{directory} is not a fine-tuned taskscout model (no finetuned.json)")
         meta = read_json(meta_path)
@@ -451,6 +453,11 @@ def finetuned_model_dir(task: Task, base: str, config: TrainConfig) -> Path:
     return paths.subdir("models") / f"{task.name}-{key}"
 
 
+def is_finetuned(task: Task, base: str, config: TrainConfig | None = None) -> bool:
+    """Whether :func:`load_or_finetune` would load (base, task, config) from the cache, not train it."""
+    return (finetuned_model_dir(task, base, config or TrainConfig()) / _SAVED).exists()
+
+
 def load_or_finetune(
     task: Task,
     base: str,
@@ -469,7 +476,7 @@ def load_or_finetune(
     # Parallel workers (transfer shards, a pool build) may want the same model: the lock makes the
     # second one wait and load what the first trained instead of training it again.
     with file_lock(directory.with_name(directory.name + ".lock")):
-        if (directory / "finetuned.json").exists():
+        if (directory / _SAVED).exists():
             try:
                 return FineTuned.from_pretrained(directory, device=device)
             except TaskscoutError:
