@@ -32,6 +32,6 @@ flock "$POOL/.lock" cp -a "$POOL" benchmarks/pool-v2.new
 rm -rf benchmarks/pool-v2.new/.staging benchmarks/pool-v2.new/.lock benchmarks/pool-v2
 mv benchmarks/pool-v2.new benchmarks/pool-v2
 if [ "${1:-}" = "--commit" ]; then
-    git add "$GT.json" "$GT.runs.csv" "$GT.sources.csv" benchmarks/results-v2 benchmarks/pool-v2
+    git add "$GT.json" "$GT.runs.csv" "$GT.sources.csv" benchmarks/results-v2/scores.json benchmarks/pool-v2
     git commit -q -m "benchmark v2: runs, pool and source-model scores so far" || echo "nothing new to commit"
 fi
