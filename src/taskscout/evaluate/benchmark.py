@@ -162,8 +162,8 @@ class ScoreCache:
         return record
 
     def reusable(self, method: str, target: str, source_signatures: dict[str, str]) -> dict[str, Any] | None:
-        """The stored ranking cut to the sources whose entries are unchanged, with those in
-        ``sources``; ``None`` when there are none (or the record predates per-source signatures)."""
+        """The stored ranking cut to the sources whose entry signature is unchanged (its ``sources``);
+        ``None`` when there are none, or when the record predates per-source signatures."""
         record = self.get(method, target, None)
         if record is None or "sources" not in record:
             return None

@@ -36,7 +36,7 @@ from taskscout.train.config import TrainConfig
 
 FORMAT_VERSION = 1
 
-_SAVED = "finetuned.json"  # the metadata save_pretrained writes; the directory appears complete, at once
+_SAVED = "finetuned.json"  # save_pretrained's metadata: present once a model directory is complete
 
 
 class SequenceModel(nn.Module):
