@@ -279,6 +279,9 @@ def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):
     by_source = _group_order(groups, protocol, lambda name: train, "source")
     # Baselines first, then each source with all its seeds (uncached sources from the end of the list).
     assert by_source == [(0, BASELINE), (1, BASELINE), (0, "b"), (1, "b"), (0, "a"), (1, "a")]
+    # The source whose model the worker holds is finished first, before another one is loaded.
+    holding = _group_order(groups, protocol, lambda name: train, "source", loaded="a")
+    assert holding == [(0, BASELINE), (1, BASELINE), (0, "a"), (1, "a"), (0, "b"), (1, "b")]
     by_seed = _group_order(groups, protocol, lambda name: train, "seed")
     assert by_seed == [(0, BASELINE), (0, "b"), (0, "a"), (1, BASELINE), (1, "b"), (1, "a")]
     with pytest.raises(TaskscoutError, match="unknown run order"):

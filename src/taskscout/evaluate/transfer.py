@@ -421,7 +421,7 @@ def run_transfer(
         groups: dict[tuple[int, str], list[PlannedRun]] = {}
         for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate):
             groups.setdefault((run.seed, run.source), []).append(run)
-        order = _group_order(groups, protocol, source_train, run_order)
+        order = _group_order(groups, protocol, source_train, run_order, loaded=next(iter(models), None))
         held_by_others = sum(not _is_free(store.claim_path(protocol, *key)) for key in order)
         for key in order:
             seed, source = key
@@ -574,6 +574,8 @@ def _group_order(
     protocol: TransferProtocol,
     source_train: Callable[[str], Task],
     order: str = "source",
+    *,
+    loaded: str | None = None,
 ) -> list[tuple[int, str]]:
     """The order a worker tries groups in.
 
@@ -581,8 +583,9 @@ def _group_order(
     produces them), then the rest from the end of the list (pool builds go in list order, so the two
     meet late). ``order="source"`` does all seeds of a source together, so each source model is
     trained (or loaded) once and can be dropped after: what a machine whose cache does not outlive
-    the job needs. ``order="seed"`` does one seed of every pair first, so an interrupted job has a
-    complete one-seed matrix early.
+    the job needs; the source whose model the worker holds (``loaded``) stays first until its seeds
+    are done, even when a pool build caches another source meanwhile. ``order="seed"`` does one seed
+    of every pair first, so an interrupted job has a complete one-seed matrix early.
     """
     from taskscout.train.finetune import is_finetuned
 
@@ -599,7 +602,9 @@ def _group_order(
     def key(group: tuple[int, str]) -> tuple[Any, ...]:
         seed, source = group
         later = (source != BASELINE, source == BASELINE or not cached(source), -first_position[source])
-        return (seed, *later) if order == "seed" else (*later, seed)
+        if order == "seed":
+            return (seed, *later)
+        return (source != BASELINE, source != loaded, *later[1:], seed)
 
     return sorted(groups, key=key)
 
