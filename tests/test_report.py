@@ -255,3 +255,13 @@ def test_transfer_export_writes_paired_test_summary(tmp_path):
     assert len(summary) == 8 and summary["drugreview_sentiment"]["beat_p05"] == 0
     assert 0.0 < summary["wordnet_verb_supersense"]["reliability"] < 1.0
     assert all(row["beat_fdr"] == 0 for row in summary.values())  # small-v1: nothing survives correction
+
+
+def test_seeds_per_pair_says_when_runs_are_still_missing():
+    import pandas as pd
+
+    from taskscout.evaluate.report import _seeds_per_pair
+
+    full = pd.DataFrame({"source": ["a", "a", "", ""], "target": ["t"] * 4, "seed": [0, 1, 0, 1]})
+    assert _seeds_per_pair(full) == "2"
+    assert _seeds_per_pair(full.iloc[1:]) == "1-2"  # source a has one seed so far

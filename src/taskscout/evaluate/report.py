@@ -728,6 +728,13 @@ def _environment():
     return env
 
 
+def _seeds_per_pair(runs: pd.DataFrame) -> str:
+    """How many seeds each (source, target) pair has: ``"3"``, or ``"1-3"`` while runs are missing."""
+    counts = runs.groupby(["source", "target"], dropna=False)["seed"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return str(high) if low == high else f"{low}-{high}"
+
+
 def write_report(
     results: Sequence[MethodResult],
     gt: GroundTruth,
@@ -749,7 +756,7 @@ def write_report(
         "n_targets": len(gt.complete_targets()),
         "n_sources": len(gt.sources),
         "n_runs": len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?"),
-        "n_seeds": int(gt.runs["seed"].nunique()) if gt.runs is not None else None,
+        "n_seeds": _seeds_per_pair(gt.runs) if gt.runs is not None else None,
         "n_methods": len(results),
         "n_permutations": signal.n_permutations,
         "headline": headline(results, gt, signal),
