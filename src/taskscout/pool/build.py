@@ -176,22 +176,23 @@ def build_pool(
 
     results: list[BuildResult] = []
     if trained_only:
-
-        def needs_training(source: str | Task) -> bool:
+        # Loaded once here and passed on as Tasks, so build_one does not read them again.
+        kept: list[str | Task] = []
+        for source in sources:
             try:
                 task = source if isinstance(source, Task) else load_task(str(source))
             except Exception:
-                return False  # build_one reports why it cannot be loaded
-            return not context.has_source_model(task)
-
-        sources = list(sources)
-        untrained = {id(s) for s in sources if needs_training(s)}
-        for source in [s for s in sources if id(s) in untrained]:
-            name = source.name if isinstance(source, Task) else str(source).removeprefix("catalog:")
-            results.append(BuildResult(name, "skipped", message="no fine-tuned model on this machine"))
-            if on_result is not None:
-                on_result(results[-1])
-        sources = [s for s in sources if id(s) not in untrained]
+                kept.append(source)  # build_one reports why it cannot be loaded
+                continue
+            if context.has_source_model(task):
+                kept.append(task)
+            else:
+                results.append(
+                    BuildResult(task.name, "skipped", message="no fine-tuned model on this machine")
+                )
+                if on_result is not None:
+                    on_result(results[-1])
+        sources = kept
     if ray is not None:
         results += build_sources_ray(
             pool,
