@@ -282,6 +282,9 @@ def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):
     # The source whose model the worker holds is finished first, before another one is loaded.
     holding = _group_order(groups, protocol, lambda name: train, "source", loaded="a")
     assert holding == [(0, BASELINE), (1, BASELINE), (0, "a"), (1, "a"), (0, "b"), (1, "b")]
+    # A source another worker is on goes last: a second worker takes another source, not its next seed.
+    beside_b = _group_order(groups, protocol, lambda name: train, "source", busy={"b"})
+    assert beside_b == [(0, BASELINE), (1, BASELINE), (0, "a"), (1, "a"), (0, "b"), (1, "b")]
     by_seed = _group_order(groups, protocol, lambda name: train, "seed")
     assert by_seed == [(0, BASELINE), (0, "b"), (0, "a"), (1, BASELINE), (1, "b"), (1, "a")]
     with pytest.raises(TaskscoutError, match="unknown run order"):

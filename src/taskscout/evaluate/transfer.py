@@ -15,7 +15,7 @@ import json
 import platform
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -421,8 +421,16 @@ def run_transfer(
         groups: dict[tuple[int, str], list[PlannedRun]] = {}
         for run in plan_runs(sources, targets, protocol, store.done(protocol), is_duplicate):
             groups.setdefault((run.seed, run.source), []).append(run)
-        order = _group_order(groups, protocol, source_train, run_order, loaded=next(iter(models), None))
-        held_by_others = sum(not _is_free(store.claim_path(protocol, *key)) for key in order)
+        held = {key for key in groups if not _is_free(store.claim_path(protocol, *key))}
+        order = _group_order(
+            groups,
+            protocol,
+            source_train,
+            run_order,
+            loaded=next(iter(models), None),
+            busy={source for _, source in held},
+        )
+        held_by_others = len(held)
         for key in order:
             seed, source = key
             with file_lock(store.claim_path(protocol, seed, source), wait=False) as mine:
@@ -576,6 +584,7 @@ def _group_order(
     order: str = "source",
     *,
     loaded: str | None = None,
+    busy: Collection[str] = (),
 ) -> list[tuple[int, str]]:
     """The order a worker tries groups in.
 
@@ -584,8 +593,11 @@ def _group_order(
     meet late). ``order="source"`` does all seeds of a source together, so each source model is
     trained (or loaded) once and can be dropped after: what a machine whose cache does not outlive
     the job needs; the source whose model the worker holds (``loaded``) stays first until its seeds
-    are done, even when a pool build caches another source meanwhile. ``order="seed"`` does one seed
-    of every pair first, so an interrupted job has a complete one-seed matrix early.
+    are done, even when a pool build caches another source meanwhile, and sources another worker is
+    on (``busy``: one of their groups is claimed) come after all others, so two workers do not train
+    the same source model at once (each would otherwise take the next seed of the other's source).
+    ``order="seed"`` does one seed of every pair first, so an interrupted job has a complete one-seed
+    matrix early.
     """
     from taskscout.train.finetune import is_finetuned
 
@@ -604,7 +616,7 @@ def _group_order(
         later = (source != BASELINE, source == BASELINE or not cached(source), -first_position[source])
         if order == "seed":
             return (seed, *later)
-        return (source != BASELINE, source != loaded, *later[1:], seed)
+        return (source != BASELINE, source != loaded, source in busy, *later[1:], seed)
 
     return sorted(groups, key=key)
 
