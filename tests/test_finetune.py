@@ -8,6 +8,7 @@ import torch
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from taskscout.data.task import Task
 from taskscout.encode.encoder import Encoder
 from taskscout.evaluate.transfer import get_protocol
 from taskscout.train.config import TrainConfig
@@ -129,3 +130,41 @@ def test_esm_sgd_schedule_is_transformers_linear_decay():
         optimizer.step()
         schedule.step()
     assert rates == pytest.approx([max(0.0, 1 - s / steps) for s in range(steps + 2)], abs=1e-15)
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_batch_logits_are_in_input_order_whatever_the_batching(tiny_model_dir, pair):
+    # batch_logits batches rows longest first (little padding); each row's output must still be the
+    # one the row gets alone (no padding at all), in the task's order.
+    from taskscout.train.finetune import batch_logits
+
+    rng = np.random.default_rng(0)
+    base = make_task(n=23, pair=pair)
+    texts = [" ".join([t] * int(rng.integers(1, 4))) for t in base.texts]  # lengths vary 1-3x
+    task = Task(base.name, texts, base.labels, base.task_type, text_pairs=base.text_pairs, language="en")
+    model, helper, _ = _model_and_features(tiny_model_dir, task, 2)
+    batched = batch_logits(model, helper, task, batch_size=4)
+    alone = np.concatenate(
+        [batch_logits(model, helper, task.select([i]), batch_size=1) for i in range(len(task))]
+    )
+    assert batched.shape == (len(task), 2)
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    pooled = batch_logits(model, helper, task, batch_size=5, pooled=True)
+    assert pooled.shape == (len(task), model.head.in_features)
+
+
+def test_fused_adamw_trains_as_the_per_tensor_loop(tiny_model_dir, monkeypatch):
+    # finetune uses the fused AdamW kernel (much faster on the CPU); it must follow the same formula.
+    task = make_task(n=48)
+    config = TrainConfig(epochs=2, batch_size=16, learning_rate=1e-4, warmup_ratio=0.1, max_length=32)
+    fused = finetune(task, str(tiny_model_dir), config)
+    adamw = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda *a, fused=None, **k: adamw(*a, **k))
+    loop = finetune(task, str(tiny_model_dir), config)
+    moved = 0.0
+    for (name, a), (_, b) in zip(fused.model.named_parameters(), loop.model.named_parameters(), strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-6, err_msg=name)
+    start, _, _ = load_backbone(str(tiny_model_dir))
+    for a, b in zip(fused.model.encoder.parameters(), start.parameters(), strict=True):
+        moved = max(moved, float((a - b).detach().abs().max()))
+    assert moved > 1e-4  # the comparison is between models that trained, not two copies of the start

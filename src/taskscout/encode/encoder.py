@@ -24,6 +24,16 @@ from taskscout.encode.spec import POOLINGS, EncoderSpec
 from taskscout.errors import TaskscoutError
 
 
+def length_order(texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
+    """Row indices longest first, so batches taken in this order pad to similar lengths (character
+    length is a cheap proxy for token count); stable, so equal lengths keep their input order."""
+    lengths = np.array(
+        [len(t) + (0 if text_pairs is None else len(text_pairs[i])) for i, t in enumerate(texts)],
+        dtype=np.int64,
+    )
+    return np.argsort(-lengths, kind="stable")
+
+
 def pool_hidden(
     hidden: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -210,11 +220,7 @@ class Encoder:
     def _forward_all(
         self, texts: list[str], text_pairs: list[str] | None, *, progress: bool | str
     ) -> np.ndarray:
-        # Sort by length so each batch pads to similar lengths; character length is a cheap proxy.
-        lengths = np.array(
-            [len(t) + (0 if text_pairs is None else len(text_pairs[i])) for i, t in enumerate(texts)]
-        )
-        order = np.argsort(-lengths, kind="stable")
+        order = length_order(texts, text_pairs)
         result = np.zeros((len(texts), self.dim), dtype=np.float32)
         desc = progress if isinstance(progress, str) else f"embedding with {self.name.split('/')[-1]}"
         bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, leave=False)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from taskscout.configs import json_key
 from taskscout.data.task import Task
 from taskscout.devices import autocast, describe, grad_scaler, module_device, resolve_device
-from taskscout.encode.encoder import Encoder, pool_hidden
+from taskscout.encode.encoder import Encoder, length_order, pool_hidden
 from taskscout.encode.models import resolve_model
 from taskscout.errors import TaskscoutError
 from taskscout.io import atomic_dir, file_lock, read_json, sha256_file, write_json
@@ -219,19 +219,20 @@ def batch_logits(
     was_training = model.training
     model.eval()
     forward = model.pooled if pooled else model
-    outputs = []
+    width = model.head.in_features if pooled else model.head.out_features
+    result = np.zeros((len(task), width), dtype=np.float32)
+    order = length_order(task.texts, task.text_pairs)  # batches of similar length pad little
+    pairs = task.text_pairs
     with torch.inference_mode():
         for start in range(0, len(task), batch_size):
-            stop = start + batch_size
+            idx = order[start : start + batch_size]
             batch = tokenizer_of.tokenize(
-                task.texts[start:stop], None if task.text_pairs is None else task.text_pairs[start:stop]
+                [task.texts[i] for i in idx], None if pairs is None else [pairs[i] for i in idx]
             )
             with autocast(module_device(model)):
-                outputs.append(forward(batch).float().cpu().numpy())
+                result[idx] = forward(batch).float().cpu().numpy()
     model.train(was_training)
-    if outputs:
-        return np.concatenate(outputs)
-    return np.zeros((0, model.head.in_features if pooled else model.head.out_features))
+    return result
 
 
 def train_steps(
@@ -391,7 +392,11 @@ def finetune(
         },
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    # The fused kernel does AdamW's update in one pass over all parameters: same formula, rounding
+    # within 1 ulp of the per-tensor loop, ~6x less optimiser time on the CPU, where the per-tensor
+    # loop over the 11.7M-row word embeddings took a sixth of a transfer run.
+    fused = target_device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, functools.partial(warmup_then_linear_decay, warmup_steps=warmup, total_steps=total_steps)
     )
