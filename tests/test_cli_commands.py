@@ -90,6 +90,26 @@ def test_pool_list_show_export_import_remove(built, tmp_path):
     assert len(taskscout.open_pool(built).entries()) == 2  # the original is untouched
 
 
+def test_pool_export_of_some_kinds_and_sources(built, tmp_path, monkeypatch, capsys):
+    archive = tmp_path / "some.tar.gz"
+    exported = invoke(
+        "pool", "export", str(archive), "--pool", str(built), "-k", "textemb", "--sources", "src_b"
+    )
+    assert exported.exit_code == 0, exported.output
+    imported = invoke("pool", "import", str(archive), "--pool", str(tmp_path / "copy"))
+    assert imported.exit_code == 0 and "imported 1 entry" in imported.output
+    assert [(e.kind, e.source) for e in taskscout.open_pool(tmp_path / "copy").entries()] == [
+        ("textemb", "src_b")
+    ]
+    # A kind or source the pool does not hold is a one-line error naming it, and writes nothing.
+    for option, value in (("--kind", "esm"), ("--sources", "src_typo")):
+        out = tmp_path / f"{value}.tar.gz"
+        code, _, err = run(
+            monkeypatch, capsys, "pool", "export", str(out), "--pool", str(built), option, value
+        )
+        assert code != 0 and value in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_pool_import_of_a_damaged_archive_is_one_line(built, tmp_path, monkeypatch, capsys):
     archive = tmp_path / "shared.tar.gz"
     invoke("pool", "export", str(archive), "--pool", str(built))

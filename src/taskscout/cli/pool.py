@@ -250,6 +250,10 @@ def export_pool(
     archive: Annotated[Path, typer.Argument(help="Output .tar.gz (or directory, with --format hfselect).")],
     pool: PoolOpt = None,
     sources: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="Only entries of these kinds (esm, textemb, ...; tar format)."),
+    ] = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -257,9 +261,12 @@ def export_pool(
         ),
     ] = "tar",
 ) -> None:
-    """Write a pool (or some sources) to a .tar.gz to share, or as hfselect ESMs (entries verified first)."""
+    """Write a pool (or some sources / kinds) to a .tar.gz to share, or as hfselect ESMs (verified first)."""
     if fmt == "hfselect":
         from taskscout.pool.hfselect import export_hfselect
+
+        if kinds and set(kinds) != {"esm"}:
+            raise typer.BadParameter("hfselect ESM directories hold esm entries only", param_hint="--kind")
 
         written, warnings = export_hfselect(_open(pool), archive, sources)
         for note in warnings:
@@ -268,7 +275,7 @@ def export_pool(
         return
     if fmt != "tar":
         raise typer.BadParameter(f"unknown format {fmt!r}; use tar or hfselect", param_hint="--format")
-    out = _open(pool).export(archive, sources)
+    out = _open(pool).export(archive, sources, kinds)
     console.print(escape(f"wrote {out}"))
 
 
@@ -295,7 +302,7 @@ def import_pool(
     )
     for name in added:
         console.print(f"imported {escape(name)}")
-    console.print(escape(f"imported {len(added)} entries into {opened.path}"))
+    console.print(escape(f"imported {len(added)} entr{'y' if len(added) == 1 else 'ies'} into {opened.path}"))
 
 
 @app.command()

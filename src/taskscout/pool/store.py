@@ -563,13 +563,31 @@ class Pool:
             write_json(self.path / "pool.json", self.info)
 
     # ------------------------------------------------------------------ sharing
-    def export(self, archive: str | os.PathLike[str], sources: list[str] | None = None) -> Path:
-        """Write the pool (or some sources) as a ``.tar.gz`` that :meth:`import_archive` reads.
+    def export(
+        self,
+        archive: str | os.PathLike[str],
+        sources: list[str] | None = None,
+        kinds: list[str] | None = None,
+    ) -> Path:
+        """Write the pool (or some sources / kinds) as a ``.tar.gz`` that :meth:`import_archive` reads.
 
-        Entries are verified first, so an export never re-signs a damaged file.
+        Entries are verified first, so an export never re-signs a damaged file. A source or kind asked
+        for that the pool does not hold is an error (a typo would otherwise ship a smaller pool quietly).
         """
         archive = Path(archive)
-        chosen = [e for e in self.entries() if not sources or e.source in sources]
+        entries = self.entries()
+        for asked, held, what in (
+            (sources, {e.source for e in entries}, "source"),
+            (kinds, {e.kind for e in entries}, "kind"),
+        ):
+            missing = sorted(set(asked or ()) - held)
+            if missing:
+                raise PoolError(
+                    f"pool {self.path} has no {what} {', '.join(missing)}; see `taskscout pool list`"
+                )
+        chosen = [
+            e for e in entries if (not sources or e.source in sources) and (not kinds or e.kind in kinds)
+        ]
         for entry in chosen:
             entry.verify()
         index = {
