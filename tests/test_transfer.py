@@ -241,6 +241,38 @@ def test_workers_share_runs_by_claiming_groups(protocol, tmp_path):
     assert ("src", "tgt", 1) in store.done(protocol)
 
 
+def test_a_worker_that_loses_a_claim_takes_another_source(protocol, tmp_path, monkeypatch):
+    import contextlib
+
+    from taskscout.evaluate import transfer
+
+    tasks = {name: make_task(name, n=150, seed=i) for i, name in enumerate(("a", "b", "tgt"))}
+    store = ResultStore(tmp_path / "runs.sqlite")
+    for seed in protocol.seeds:
+        store.add(protocol, BASELINE, "tgt", seed, {"main": 0.5}, 1.0)
+    # Another worker planned at the same moment and claims the first group ((0, "b")) just after this
+    # worker made its plan, so the plan does not show it as busy.
+    plan = transfer._group_order
+    other_worker = contextlib.ExitStack()
+    plans = []
+
+    def plan_then_lose_the_first_group(groups, *args, **kwargs):
+        plans.append(plan(groups, *args, **kwargs))
+        if len(plans) == 1:
+            assert plans[0][0] == (0, "b")
+            assert other_worker.enter_context(file_lock(store.claim_path(protocol, 0, "b"), wait=False))
+        return plans[-1]
+
+    monkeypatch.setattr(transfer, "_group_order", plan_then_lose_the_first_group)
+    seen = []
+    with other_worker:
+        run_transfer(
+            ["a", "b"], ["tgt"], protocol, store, tasks.__getitem__, on_run=lambda r, *_: seen.append(r)
+        )
+    # It trains "a" instead of waiting for "b"'s model to take b's next seed; b's seed 1 comes last.
+    assert [(r.source, r.seed) for r in seen] == [("a", 0), ("a", 1), ("b", 1)]
+
+
 def test_runs_save_and_restore(tmp_path, protocol):
     store = ResultStore(tmp_path / "a.sqlite")
     store.add(protocol, BASELINE, "t", 0, {"main": 0.5, "accuracy": 0.5}, 1.0)

@@ -15,7 +15,7 @@ import json
 import platform
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -431,10 +431,13 @@ def run_transfer(
             busy={source for _, source in held},
         )
         held_by_others = len(held)
-        for key in order:
+        lost: set[str] = set()  # sources whose claim another worker took since this plan was made
+        for key in _defer_lost_sources(order, lost):
             seed, source = key
             with file_lock(store.claim_path(protocol, seed, source), wait=False) as mine:
                 if not mine:
+                    if source != BASELINE:
+                        lost.add(source)
                     continue
                 finished = store.done(protocol)  # another worker may have finished it meanwhile
                 runs = [r for r in groups[key] if (r.source, r.target, r.seed) not in finished]
@@ -560,6 +563,22 @@ def _ray_transfer_run(
     started = time.perf_counter()
     metrics = run_one(source_model, protocol.source.model, *samples, protocol, seed, device=device)
     return metrics, time.perf_counter() - started
+
+
+def _defer_lost_sources(order: list[tuple[int, str]], lost: set[str]) -> Iterator[tuple[int, str]]:
+    """``order``, but groups of a source in ``lost`` (read as the caller fills it) after all others.
+
+    Two workers that plan at the same moment (both started together) see no claim of the other and
+    try the same first group; the one that loses it would take that source's next seed and wait for
+    the other to finish training the source model. Deferring the source makes it take another one.
+    """
+    deferred = []
+    for key in order:
+        if key[1] in lost:
+            deferred.append(key)
+        else:
+            yield key
+    yield from deferred
 
 
 def _is_free(claim: Path) -> bool:
