@@ -30,6 +30,7 @@ def test_methods_table(monkeypatch, capsys):
         (["data", "show", "rt_sentimnt"], "rt_sentiment"),  # suggests the close match
         (["pool", "list", "--pool", "."], "not a taskscout pool"),
         (["bench", "--stored", "--out", "reports"], "no stored rankings at reports/scores.json"),
+        (["bench", "--stored", "--readme", "NOTES.md"], "cannot read NOTES.md"),  # before any work
     ],
 )
 def test_user_errors_are_one_line(monkeypatch, capsys, tmp_path, args, expected):

@@ -14,6 +14,8 @@ from taskscout.evaluate.benchmark import MethodResult
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.report import (
+    README_END,
+    README_START,
     compute_signal,
     decimals_for,
     format_bytes,
@@ -22,6 +24,7 @@ from taskscout.evaluate.report import (
     headline,
     markdown_table,
     results_table,
+    update_readme,
     write_report,
 )
 
@@ -133,6 +136,31 @@ def test_write_report_pages(tmp_path, bench):
     text = md.read_text()
     assert text.startswith("# taskscout benchmark\n\nUse **cheap-good**")
     assert "| target | reliability |" in text
+
+
+def test_update_readme_rewrites_only_its_block(tmp_path, bench):
+    from taskscout.errors import TaskscoutError
+
+    gt, results, signal = bench
+    readme = tmp_path / "README.md"
+    before, after = "# tool\n\n## Results\n\nWhat the columns mean.\n\n", "\n\nHand-written reading.\n"
+    readme.write_text(f"{before}{README_START}\nold table\n{README_END}{after}")
+    update_readme(readme, results, gt, signal)
+    text = readme.read_text()
+    assert text.startswith(before + README_START) and text.endswith(README_END + after)
+    block = text[len(before) : -len(after)]
+    assert "old table" not in block and "Use **cheap-good**" in block
+    assert "random ranking (expected)" in block and "noise ceiling (half the seeds)" in block
+    assert "`synthetic`: 6 targets x 12 sources, 234 transfer runs, 3 seeds per pair." in block
+    update_readme(readme, results, gt, signal)
+    assert readme.read_text() == text  # idempotent
+    # No block (or only half of one): one clear error, and the file is left as it was.
+    readme.write_text(f"{before}{README_START}\n")
+    with pytest.raises(TaskscoutError, match="has no generated-results block"):
+        update_readme(readme, results, gt, signal)
+    assert readme.read_text() == f"{before}{README_START}\n"
+    with pytest.raises(TaskscoutError, match="cannot read"):
+        update_readme(tmp_path / "missing.md", results, gt, signal)
 
 
 def test_report_without_runs_still_renders(tmp_path):

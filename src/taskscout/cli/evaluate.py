@@ -290,6 +290,10 @@ def bench(
         bool,
         typer.Option(help="Only re-score the stored rankings against the ground truth; no pool needed."),
     ] = False,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="Also write the headline and results table into this README's generated block."),
+    ] = None,
 ) -> None:
     """Run every method on every benchmark target; write report.md and report.html with plots.
 
@@ -299,11 +303,19 @@ def bench(
     from taskscout.errors import PoolError, TaskscoutError
     from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
-    from taskscout.evaluate.report import compute_signal, markdown_table, write_report
+    from taskscout.evaluate.report import (
+        compute_signal,
+        markdown_table,
+        readme_block,
+        update_readme,
+        write_report,
+    )
     from taskscout.evaluate.transfer import get_protocol
     from taskscout.methods import registry
     from taskscout.pool.store import open_pool
 
+    if readme is not None:
+        readme_block(readme)  # before minutes of work: it must have the block to write into
     gt = GroundTruth.load(ground_truth or default_ground_truth_path(protocol))
     scores_path = scores or out / "scores.json"
     if stored and recompute:
@@ -330,3 +342,6 @@ def bench(
     md, page = write_report(results, gt, out, signal=signal)
     console.print(markdown_table(results, signal))
     console.print(f"wrote {md} and {page}")
+    if readme is not None:
+        update_readme(readme, results, gt, signal)
+        console.print(f"updated the results in {readme}")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from taskscout.errors import TaskscoutError
 from taskscout.evaluate.benchmark import MethodResult
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import align_sources, bootstrap_ci, regret_at_k
@@ -786,3 +787,53 @@ def write_report(
     html_path = out_dir / "report.html"
     write_bytes(html_path, page.encode("utf-8"))
     return md_path, html_path
+
+
+# The part of a README that `taskscout bench --readme` owns: everything between these two lines.
+README_START = (
+    "<!-- taskscout bench --readme: generated from here to the end marker; edits are overwritten -->"
+)
+README_END = "<!-- end of taskscout bench --readme -->"
+
+
+def readme_block(path: str | Path) -> tuple[str, int, int]:
+    """A README's text and the span of its generated block (markers included); a clear error if it
+    cannot be read or has no block. ``bench --readme`` checks this before any work."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskscoutError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    start = text.find(README_START)
+    end = text.find(README_END, start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:
+        raise TaskscoutError(
+            f"{path} has no generated-results block: put the lines {README_START!r} and "
+            f"{README_END!r} where the results table goes"
+        )
+    return text, start, end + len(README_END)
+
+
+def update_readme(
+    path: str | Path,
+    results: Sequence[MethodResult],
+    gt: GroundTruth,
+    signal: BenchmarkSignal,
+) -> None:
+    """Replace the generated block of a README (between README_START and README_END) with the headline
+    and the main results table, so the README's numbers always come from the stored rankings."""
+    text, start, end = readme_block(path)
+    results = sort_by_quality(results)
+    runs = len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?")
+    seeds = f", {_seeds_per_pair(gt.runs)} seeds per pair" if gt.runs is not None else ""
+    block = "\n\n".join(
+        [
+            README_START,
+            " ".join(headline(results, gt, signal)),
+            f"Protocol `{gt.protocol.get('name', '?')}`: {len(gt.complete_targets())} targets x "
+            f"{len(gt.sources)} sources, {runs} transfer runs{seeds}.",
+            markdown_frame(results_table(results, signal), TABLE_HEADER),
+            README_END,
+        ]
+    )
+    write_bytes(path, (text[:start] + block + text[end:]).encode("utf-8"))
