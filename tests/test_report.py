@@ -102,6 +102,20 @@ def test_signal_tells_good_rankings_from_random(bench):
         assert tests.loc["s11", "significant"] and not tests.loc["s00", "significant"]
 
 
+def test_random_rankings_of_different_targets_are_independent():
+    # Every target has the same sources in the same true order. Were the i-th random ranking the same
+    # order on every target, the mean over targets would vary as much as one target's value and the
+    # p-values of good methods would be far too large.
+    gt = synthetic_ground_truth(n_targets=8)
+    signal = compute_signal([], gt, n_permutations=2000)
+    stack = np.vstack([signal.random_null[t]["ndcg"] for t in gt.complete_targets()])
+    ratio = stack.mean(axis=0).std() / stack.std(axis=1).mean()
+    assert 0.25 < ratio < 0.5  # independent targets: 1 / sqrt(8) = 0.35
+    # A ranking that only swaps the two best sources is far above random on all 8 targets.
+    swapped = method_result("swap-top-two", gt, lambda s, t: {"s10": 11, "s11": 10}.get(s, int(s[1:])))
+    assert compute_signal([swapped], gt, n_permutations=2000).p_values["swap-top-two"]["ndcg"] < 0.01
+
+
 def test_results_table_has_random_and_ceiling_rows_and_sorts_by_quality(bench):
     _gt, results, signal = bench
     table = results_table(results, signal)
@@ -121,6 +135,19 @@ def test_headline_recommends_the_cheapest_significant_method_or_says_none(bench)
     text = " ".join(headline(results, gt, signal))
     # cheap-good is as good as the oracle (sorted first by name on the tie) at 1 % of its cost.
     assert text.startswith("Use **cheap-good**") and "reliability" in text
+    assert "it has the best NDCG (100.0) and none of them is cheaper" in text
+    # A still cheaper method that beats random but ranks worse than the best on every target is not
+    # recommended, however much the confidence intervals over targets overlap: the best method is.
+    swapped = method_result(
+        "cheap-worse", gt, lambda s, t: int(s[1:]) if s < "s10" else 21 - int(s[1:]), ms=0.01
+    )
+    best_pair = [r for r in results if r.method == "oracle"] + [swapped]
+    both = compute_signal(best_pair, gt, n_permutations=200)
+    assert both.significant("cheap-worse") and both.significant("oracle")
+    text = " ".join(headline(best_pair, gt, both))
+    assert (
+        text.startswith("Use **oracle**: ") and "each of the 1 cheaper one(s) ranks measurably worse" in text
+    )
     noise_only = [r for r in results if r.method in ("noise", "reverse")]
     plain = compute_signal(noise_only, gt, n_permutations=200)
     text = " ".join(headline(noise_only, gt, plain))

@@ -13,6 +13,7 @@ from taskscout.evaluate.metrics import evaluate_ranking
 from taskscout.evaluate.signal import (
     noise_ceiling,
     paired_gain_tests,
+    paired_method_p_value,
     permutation_p_value,
     random_expectation,
     random_null,
@@ -125,6 +126,34 @@ def test_permutation_p_value_is_uniform_for_random_rankings():
             observed.append(evaluate_ranking(scores, truth, 0.62)["ndcg"])
         p_values.append(permutation_p_value(observed, nulls, "ndcg"))
     assert np.mean(np.array(p_values) < 0.05) < 0.12 and 0.35 < np.mean(p_values) < 0.65
+
+
+def test_paired_method_p_value_by_hand_and_brute_force():
+    # Every target better: only the all-plus flip is as extreme -> 1 / 2^6.
+    assert paired_method_p_value([80, 82, 90, 70, 75, 85], [79, 80, 88, 69, 70, 84], "ndcg") == 1 / 64
+    # Differences +1 and -1 (mean 0): flips give means 0, 1, -1, 0 -> 3 of 4 at least 0.
+    assert paired_method_p_value([2.0, 1.0], [1.0, 2.0], "ndcg") == 0.75
+    # Identical methods are never "measurably worse"; lower-is-better metrics flip the direction.
+    assert paired_method_p_value([3.0, 4.0], [3.0, 4.0], "ndcg") == 1.0
+    assert paired_method_p_value([1.0, 1.0, 1.0], [2.0, 3.0, 2.5], "regret@1") == 1 / 8
+    assert paired_method_p_value([2.0, 3.0, 2.5], [1.0, 1.0, 1.0], "regret@1") == 1.0
+    # NaN targets are left out of both; nothing paired -> NaN; unequal lengths are a caller's bug.
+    assert paired_method_p_value([np.nan, 5.0], [1.0, 4.0], "ndcg") == 0.5
+    assert math.isnan(paired_method_p_value([np.nan], [1.0], "ndcg"))
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_method_p_value([1.0, 2.0], [1.0], "ndcg")
+    # Exact enumeration equals a brute-force count over all sign flips, and the sampled version
+    # (above max_exact) agrees with it.
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.3, 1, 12), rng.normal(0, 1, 12)
+    d = a - b
+    brute = np.mean(
+        [np.mean(np.array(s) * d) >= d.mean() - 1e-12 for s in itertools.product((1, -1), repeat=12)]
+    )
+    assert paired_method_p_value(a, b, "ndcg") == pytest.approx(brute)
+    assert paired_method_p_value(a, b, "ndcg", max_exact=0, n_permutations=40000) == pytest.approx(
+        brute, abs=0.01
+    )
 
 
 def test_seed_splits():

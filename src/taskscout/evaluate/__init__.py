@@ -32,6 +32,7 @@ _EXPORTS = {
             "NoiseCeiling",
             "noise_ceiling",
             "paired_gain_tests",
+            "paired_method_p_value",
             "permutation_p_value",
             "random_expectation",
             "random_null",

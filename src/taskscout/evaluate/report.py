@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from taskscout.evaluate.signal import (
     lower_is_better,
     noise_ceiling,
     paired_gain_tests,
+    paired_method_p_value,
     permutation_p_value,
     random_expectation,
     random_null,
@@ -164,7 +166,10 @@ def compute_signal(
                 gt.baseline(target),
                 ks=metric_ks,
                 n_permutations=n_permutations,
-                random_state=random_state,
+                # One seed per target: with one seed for all, the i-th random ranking would be the same
+                # order of (alphabetically sorted) sources on every target, so the null of the mean
+                # over targets would be as wide as one target's and every p-value too large.
+                random_state=(random_state, zlib.crc32(target.encode("utf-8"))),
             )
         return null_cache[key]
 
@@ -631,6 +636,19 @@ def _ceiling_text(signal: BenchmarkSignal) -> str:
     return f"{ceiling:.1f}" if math.isfinite(ceiling) else "unknown (no per-seed runs)"
 
 
+def _common_targets(a: MethodResult, b: MethodResult) -> list[str]:
+    return sorted(set(a.per_target["target"]) & set(b.per_target["target"]))
+
+
+def paired_p_value(better: MethodResult, worse: MethodResult, metric: str = PRIMARY) -> float:
+    """One-sided paired p-value that ``better`` outranks ``worse`` on the targets both rank
+    (:func:`~taskscout.evaluate.signal.paired_method_p_value`)."""
+    common = _common_targets(better, worse)
+    a = better.per_target.set_index("target").loc[common, metric]
+    b = worse.per_target.set_index("target").loc[common, metric]
+    return paired_method_p_value(a.to_numpy(), b.to_numpy(), metric)
+
+
 def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal) -> list[str]:
     """Two sentences computed from the results (the recommendation and why), then the reliability one."""
     ordered = sort_by_quality(results)
@@ -644,25 +662,35 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
 
     if winners:
         best = winners[0]
-        # Quality per cost: the cheapest significant method that the CIs cannot tell from the best one
-        # (its mean inside the best one's CI, or the best one's mean inside its CI).
-        low = best.summary[PRIMARY].get("ci_low", mean_of(best))
-
-        def close_to_best(r: MethodResult) -> bool:
-            s = r.summary[PRIMARY]
-            if lower_is_better(PRIMARY):
-                return mean_of(r) <= best.summary[PRIMARY].get("ci_high", mean_of(best)) or (
-                    s.get("ci_low", mean_of(r)) <= mean_of(best)
-                )
-            return mean_of(r) >= low or s.get("ci_high", mean_of(r)) >= mean_of(best)
-
-        good = [r for r in winners if close_to_best(r)] or [best]
+        # Quality per cost: the cheapest significant method that the best one does not beat measurably
+        # on the targets both rank (a paired test: overlapping CIs over targets would hide that hard
+        # targets are hard for every method).
+        paired = {r.method: paired_p_value(best, r) for r in winners if r is not best}
+        good = [best, *(r for r in winners if paired.get(r.method, 0.0) >= ALPHA)]
         pick = min(good, key=lambda r: (r.p2_ms_per_source, -mean_of(r)))
+        cost = format_duration_ms(pick.p2_ms_per_source)
+        if pick is best:
+            cheaper = [r for r in winners if r.p2_ms_per_source < best.p2_ms_per_source]
+            why = (
+                f"it has the best {label} ({mean_of(best):.1f}) and "
+                + (
+                    f"each of the {len(cheaper)} cheaper one(s) ranks measurably worse on the same targets "
+                    f"(paired sign-flip test, p < {ALPHA})"
+                    if cheaper
+                    else "none of them is cheaper"
+                )
+                + f"; {cost} per source."
+            )
+        else:
+            common = len(_common_targets(best, pick))
+            why = (
+                f"it is the cheapest ({cost} per source) that the best one ({best.method}, "
+                f"{mean_of(best):.1f}) does not beat measurably: {label} {mean_of(pick):.1f}, paired "
+                f"sign-flip test over the {common} targets both rank p = {format_p(paired[pick.method])}."
+            )
         sentences.append(
             f"Use **{pick.method}**: of the {len(winners)} method(s) that rank sources better than random "
-            f"after correcting for {len(results)} comparisons, it is the cheapest ("
-            f"{format_duration_ms(pick.p2_ms_per_source)} per source) whose {label} ({mean_of(pick):.1f}) is "
-            f"within the confidence interval of the best ({best.method}, {mean_of(best):.1f})."
+            f"after correcting for {len(results)} comparisons, {why}"
         )
         sentences.append(
             f"A random ranking of the same sources scores {label} {random:.1f} (p of {pick.method} "

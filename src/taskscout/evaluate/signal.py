@@ -33,6 +33,7 @@ __all__ = [
     "lower_is_better",
     "noise_ceiling",
     "paired_gain_tests",
+    "paired_method_p_value",
     "permutation_p_value",
     "random_expectation",
     "random_null",
@@ -286,14 +287,15 @@ def random_null(
     ks: Iterable[int] = (1, 3, 5),
     *,
     n_permutations: int = 2000,
-    random_state: int = 0,
+    random_state: int | Sequence[int] = 0,
 ) -> dict[str, np.ndarray]:
     """Each metric of ``n_permutations`` uniformly random rankings of the sources in ``truth``.
 
     Returns ``{metric: array of n_permutations values}`` for ``ndcg, ndcg_vu, regret@k..., rho,
     spearman, top1_gain`` (the same definitions as :func:`evaluate_ranking`). Deterministic for a given
-    ``random_state``; the i-th permutation depends only on the number of sources, so two calls with the
-    same sources and seed use the same orders.
+    ``random_state`` (anything :func:`numpy.random.default_rng` takes); the i-th permutation depends
+    only on the number of sources and the seed, so the nulls of different targets, which
+    :func:`permutation_p_value` pairs, must come from different seeds.
     """
     aligned = align_sources(dict.fromkeys(truth, 0.0), truth, target)
     n = len(aligned)
@@ -311,7 +313,8 @@ def permutation_p_value(observed: Sequence[float], null: Sequence[np.ndarray], m
     ``observed[j]`` is the method's value on target ``j`` and ``null[j]`` that metric for many random
     rankings of the same sources on the same target (:func:`random_null`, the same number of
     permutations for every target). Targets where the observed value is NaN are left out. The statistic
-    is the mean over targets; its null distribution pairs the ``i``-th random ranking of every target, and
+    is the mean over targets; its null distribution pairs the ``i``-th random ranking of every target
+    (so the targets' nulls must be drawn independently, e.g. with a seed per target), and
     ::
 
         p = (1 + #{i: null_mean_i at least as good as the observed mean}) / (1 + n_permutations)
@@ -332,6 +335,49 @@ def permutation_p_value(observed: Sequence[float], null: Sequence[np.ndarray], m
     else:
         hits = np.count_nonzero(null_mean >= mean - tolerance)
     return (1.0 + hits) / (1.0 + len(null_mean))
+
+
+def paired_method_p_value(
+    better: Sequence[float],
+    worse: Sequence[float],
+    metric: str,
+    *,
+    max_exact: int = 16,
+    n_permutations: int = 20000,
+    random_state: int = 0,
+) -> float:
+    """One-sided p-value that one method (``better``) outranks another (``worse``) on the same targets.
+
+    ``better[j]`` and ``worse[j]`` are the two methods' values of ``metric`` on target ``j``; targets
+    where either is NaN are left out. Comparing two methods by whether their confidence intervals over
+    targets overlap ignores that both rank the same targets (hard targets are hard for both); this is
+    the paired sign-flip permutation test of the mean per-target difference: under "no difference"
+    each difference is as likely negative as positive, so
+
+        p = #{sign flips s: mean(s * d) at least the observed mean(d)} / #{sign flips}
+
+    over all 2^n flips (exact) for ``n <= max_exact`` targets, else over ``n_permutations`` random flips
+    plus the observed one. Direction follows :func:`lower_is_better`. NaN with no paired target.
+    """
+    a, b = np.asarray(better, dtype=np.float64), np.asarray(worse, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values differ in length: {a.shape} vs {b.shape}")
+    diff = a - b
+    diff = diff[~np.isnan(diff)]
+    if lower_is_better(metric):
+        diff = -diff
+    n = len(diff)
+    if n == 0:
+        return float("nan")
+    observed = diff.mean()
+    tolerance = 1e-12 * max(1.0, float(np.abs(diff).max()))
+    if n <= max_exact:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        return float(np.mean(signs @ diff / n >= observed - tolerance))
+    rng = np.random.default_rng(random_state)
+    signs = rng.choice((1.0, -1.0), size=(n_permutations, n))
+    hits = np.count_nonzero(signs @ diff / n >= observed - tolerance)
+    return (1.0 + hits) / (1.0 + n_permutations)
 
 
 # --------------------------------------------------------------------------------------------------
