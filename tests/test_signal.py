@@ -15,6 +15,7 @@ from taskscout.evaluate.signal import (
     paired_gain_tests,
     paired_method_p_value,
     permutation_p_value,
+    pooled_seed_noise,
     random_expectation,
     random_null,
     seed_splits,
@@ -222,7 +223,21 @@ def test_noise_ceiling_by_hand_and_perfect_when_seeds_agree():
     assert noise_ceiling(with_target, target="t").metrics == perfect
 
 
-def test_paired_gain_tests_use_scipy_paired_t_and_bh():
+def test_pooled_seed_noise_is_the_two_way_residual_variance():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3)) + np.arange(6)[:, None] + np.array([0.0, 2.0, -1.0])
+    t = table({f"s{i}": list(row) for i, row in enumerate(x)} | {"gap": [1.0, np.nan, 2.0], "me": [9, 9, 0]})
+    sigma2, df = pooled_seed_noise(t, exclude="me")
+    # Independent reference: least squares on a design of source and seed dummies.
+    rows, seeds = np.indices(x.shape)
+    design = np.column_stack([np.eye(6)[rows.ravel()], np.eye(3)[seeds.ravel()][:, 1:]])
+    residual = x.ravel() - design @ np.linalg.lstsq(design, x.ravel(), rcond=None)[0]
+    assert df == 18 - np.linalg.matrix_rank(design) == 10
+    assert sigma2 == pytest.approx((residual**2).sum() / df)
+    assert math.isnan(pooled_seed_noise(t[[0]])[0]) and pooled_seed_noise(t.iloc[:1])[1] == 0
+
+
+def test_paired_gain_tests_pool_the_seed_noise_and_correct_with_bh():
     t = table(
         {
             "": [0.50, 0.60, 0.70],
@@ -230,21 +245,45 @@ def test_paired_gain_tests_use_scipy_paired_t_and_bh():
             "noisy": [0.60, 0.55, 0.75],  # +10, -5, +5
             "flat": [0.55, 0.65, 0.75],  # +5 on every seed
             "down": [0.45, 0.55, 0.65],
-            "one": [0.9, np.nan, np.nan],  # a single seed: no test
+            "one": [0.9, np.nan, np.nan],  # a single seed: tested with the pooled noise
         }
     )
     out = paired_gain_tests(t).set_index("source")
-    expected = stats.ttest_rel([0.52, 0.63, 0.71], [0.50, 0.60, 0.70], alternative="greater").pvalue
-    assert out.loc["up", "p"] == pytest.approx(expected)
-    assert out.loc["up", "gain"] == pytest.approx(0.02)
-    assert out.loc["flat", "p"] == 0.0 and out.loc["down", "p"] == 1.0
-    assert out.loc["one", "seeds"] == 1 and math.isnan(out.loc["one", "p"])
-    tested = out["p"].dropna()
-    q = stats.false_discovery_control(tested.to_numpy())
-    assert np.allclose(out.loc[tested.index, "q"], q)
+    sigma2, df = pooled_seed_noise(t)
+    assert df == (5 - 1) * (3 - 1)
+    expected = stats.t.sf(0.02 / math.sqrt(2 * sigma2 / 3), df)
+    assert out.loc["up", "p"] == pytest.approx(expected) and out.loc["up", "gain"] == pytest.approx(0.02)
+    assert out.loc["one", "p"] == pytest.approx(stats.t.sf(0.4 / math.sqrt(2 * sigma2), df))
+    # The per-source paired t-test beside it.
+    p_t = stats.ttest_rel([0.52, 0.63, 0.71], [0.50, 0.60, 0.70], alternative="greater").pvalue
+    assert out.loc["up", "p_t"] == pytest.approx(p_t)
+    assert out.loc["flat", "p_t"] == 0.0 and out.loc["down", "p_t"] == 1.0
+    assert out.loc["one", "seeds"] == 1 and math.isnan(out.loc["one", "p_t"])
+    q = stats.false_discovery_control(out["p"].to_numpy())
+    assert np.allclose(out["q"], q)
     assert list(out.index[:2]) == ["one", "flat"]  # sorted by gain
-    assert bool(out.loc["flat", "significant"]) and not bool(out.loc["down", "significant"])
+    assert (out["significant"] == (out["q"] < 0.05)).all() and not bool(out.loc["down", "significant"])
+    # Without the noisy source the pooled noise is small and the constant +5 is significant.
+    assert bool(paired_gain_tests(t.drop("noisy")).set_index("source").loc["flat", "significant"])
     assert paired_gain_tests(t.drop("")).empty
+
+
+def test_paired_gain_test_is_calibrated_and_more_powerful_than_per_source_t():
+    # 20 sources + baseline, 3 seeds, seed effects and noise (sd 1). Under "no source helps" p is
+    # uniform (5 % below 0.05); with a true gain of 1.5 sd it finds the gain far more often than a
+    # t-test on each source's own three differences.
+    rng = np.random.default_rng(1)
+
+    def draw(gain: float) -> pd.DataFrame:
+        x = rng.normal(size=(21, 3)) + rng.normal(0, 3, size=3)
+        x[1:] += gain
+        return table({"": list(x[0]), **{f"s{i:02d}": list(r) for i, r in enumerate(x[1:])}})
+
+    null = pd.concat([paired_gain_tests(draw(0.0)) for _ in range(300)])
+    assert 0.035 < (null["p"] < 0.05).mean() < 0.065
+    assert 0.035 < (null["p_t"] < 0.05).mean() < 0.065
+    helped = pd.concat([paired_gain_tests(draw(1.5)) for _ in range(100)])
+    assert (helped["p"] < 0.05).mean() > 1.5 * (helped["p_t"] < 0.05).mean()
 
 
 def test_paired_test_pairs_by_seed_not_by_position():

@@ -34,6 +34,7 @@ _EXPORTS = {
             "paired_gain_tests",
             "paired_method_p_value",
             "permutation_p_value",
+            "pooled_seed_noise",
             "random_expectation",
             "random_null",
             "seed_splits",

@@ -591,7 +591,8 @@ def _catalog_groups(names: Sequence[str]) -> dict[str, str]:
 def gain_heatmap(gt: GroundTruth, signal: BenchmarkSignal | None = None):
     """Transfer gain (points over no transfer) per source and target; sources (and targets) grouped by
     catalog family when the catalog has one. ``*``: beats the baseline after FDR correction over the
-    target's sources; ``•``: p < 0.05 uncorrected (paired t-test over seeds)."""
+    target's sources; ``•``: p < 0.05 uncorrected (the paired test over seeds of
+    :func:`~taskscout.evaluate.signal.paired_gain_tests`)."""
     plt = _pyplot()
     targets, sources = gt.complete_targets(), gt.sources
     groups = _catalog_groups([*targets, *sources])

@@ -35,6 +35,7 @@ __all__ = [
     "paired_gain_tests",
     "paired_method_p_value",
     "permutation_p_value",
+    "pooled_seed_noise",
     "random_expectation",
     "random_null",
     "seed_splits",
@@ -449,42 +450,76 @@ def noise_ceiling(
 # --------------------------------------------------------------------------------------------------
 
 
+def pooled_seed_noise(
+    table: pd.DataFrame, *, exclude: str | Collection[str] | None = None
+) -> tuple[float, int]:
+    """The variance of one run's seed noise on a target, pooled over its sources, and its degrees of
+    freedom: ``(sigma2, df)``.
+
+    Model: ``X[s, j] = mu[s] + beta[j] + e[s, j]`` with source effects ``mu``, seed effects ``beta`` (a
+    seed is the same split, data order and initialisation for every source, so it shifts them all) and
+    independent noise of variance ``sigma2``. On the rows with every seed (the baseline included;
+    ``exclude`` left out) it is the residual mean square of the additive two-way fit,
+    ``sum((X - row mean - column mean + grand mean)^2) / ((R - 1)(J - 1))``. ``(nan, 0)`` with fewer
+    than 2 such rows or 2 seeds.
+    """
+    drop = {exclude} if isinstance(exclude, str) else set(exclude or ())
+    x = table.loc[[s for s in table.index if s not in drop]].dropna(axis=0, how="any").to_numpy(float)
+    rows, seeds = x.shape
+    if rows < 2 or seeds < 2:
+        return float("nan"), 0
+    df = (rows - 1) * (seeds - 1)
+    resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    return float((resid**2).sum() / df), df
+
+
 def paired_gain_tests(
     table: pd.DataFrame, *, exclude: str | Collection[str] | None = None, alpha: float = 0.05
 ) -> pd.DataFrame:
-    """Per source: does it beat the no-transfer baseline by more than seed noise? (paired t-test)
+    """Per source: does it beat the no-transfer baseline by more than seed noise? (paired test)
 
     Seeds pair the runs (the same target split, data order and initialisation with and without the
-    source), so the test is on the per-seed differences ``d_j = X[s, j] - X[baseline, j]`` over the seeds
-    both have: a one-sided paired t-test (``scipy.stats.ttest_rel``, alternative "greater"), which needs
-    at least 2 common seeds (p is NaN otherwise). If every difference is equal, the t statistic is
-    infinite or undefined: p is 0 for a positive constant gain and 1 otherwise. ``q`` is the
-    Benjamini-Hochberg adjusted p-value over the sources of this target (``scipy.stats
-    .false_discovery_control``): with ~20 sources about one reaches ``p < 0.05`` by chance, so
+    source), so the test is on the per-seed differences ``d_j = X[s, j] - X[baseline, j]`` over the
+    ``n`` seeds both have. A source's own ``n`` differences (3 in the benchmark) say little about the
+    noise: a per-source paired t-test has ``n - 1 = 2`` degrees of freedom and needs a t of 2.9 for
+    p < 0.05. The noise comes from training on the target, which is the same for every source, so it
+    is estimated once per target from all its sources (:func:`pooled_seed_noise`, the additive two-way
+    model of source and seed effects) and each source is tested with it::
+
+        t = mean(d) / sqrt(2 sigma2 / n),   p = P(T_df >= t)   (one-sided, df of the pooled estimate)
+
+    which is exact under that model (the residuals are independent of the differences of source means).
+    ``p_t`` is the per-source paired t-test (``scipy.stats.ttest_rel``, alternative "greater"; NaN
+    below 2 seeds; 0 or 1 when all differences are equal) for comparison. ``q`` is the
+    Benjamini-Hochberg adjusted ``p`` over the sources of this target (``scipy.stats
+    .false_discovery_control``): with ~40 sources about two reach ``p < 0.05`` by chance, so
     ``significant`` (``q < alpha``) is the count to trust.
 
     Returns one row per source (sorted by mean gain, best first) with columns ``source, seeds,
     gain`` (mean difference in the metric's units), ``gain_sd`` (standard deviation of the differences),
-    ``p, q, significant``. Empty when there is no baseline row.
+    ``p, p_t, q, significant``. Empty when there is no baseline row.
     """
-    columns = ["source", "seeds", "gain", "gain_sd", "p", "q", "significant"]
+    columns = ["source", "seeds", "gain", "gain_sd", "p", "p_t", "q", "significant"]
     if BASELINE not in table.index:
         return pd.DataFrame(columns=columns)
     base = table.loc[BASELINE]
-    drop = {BASELINE} | ({exclude} if isinstance(exclude, str) else set(exclude or ()))
+    excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
+    sigma2, df = pooled_seed_noise(table, exclude=excluded)
     rows = []
     for source in table.index:
-        if source in drop:
+        if source == BASELINE or source in excluded:
             continue
         both = table.loc[source].notna() & base.notna()
         x, y = table.loc[source][both].to_numpy(), base[both].to_numpy()
         d = x - y
-        p = float("nan")
+        p = p_t = float("nan")
+        if len(d) >= 1 and df > 0 and sigma2 > 0:
+            p = float(stats.t.sf(d.mean() / math.sqrt(2.0 * sigma2 / len(d)), df))
         if len(d) >= 2:
             if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # equal up to rounding
-                p = 0.0 if d[0] > 0 else 1.0
+                p_t = 0.0 if d[0] > 0 else 1.0
             else:
-                p = float(stats.ttest_rel(x, y, alternative="greater").pvalue)
+                p_t = float(stats.ttest_rel(x, y, alternative="greater").pvalue)
         rows.append(
             {
                 "source": source,
@@ -492,9 +527,10 @@ def paired_gain_tests(
                 "gain": float(d.mean()) if len(d) else float("nan"),
                 "gain_sd": float(d.std(ddof=1)) if len(d) >= 2 else float("nan"),
                 "p": p,
+                "p_t": p_t,
             }
         )
-    frame = pd.DataFrame(rows, columns=columns[:5])
+    frame = pd.DataFrame(rows, columns=columns[:6])
     frame["q"] = np.nan
     tested = frame["p"].notna()
     if tested.any():
@@ -509,7 +545,7 @@ def signal_by_target(runs: pd.DataFrame, exclude_self: bool = True) -> pd.DataFr
 
     Columns: ``target, seeds, sources, baseline`` (mean no-transfer result), ``reliability``
     (:func:`split_half_reliability`), ``beat_baseline`` (sources with a higher mean than no transfer),
-    ``beat_p05`` (paired t-test p < 0.05, uncorrected) and ``beat_fdr`` (significant after
+    ``beat_p05`` (paired test p < 0.05, uncorrected) and ``beat_fdr`` (significant after
     Benjamini-Hochberg correction over the target's sources; :func:`paired_gain_tests`), ``best_source``
     and ``best_gain`` (mean difference to no transfer, in the metric's units). ``exclude_self`` leaves
     the target out of its own sources.
