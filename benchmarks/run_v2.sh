@@ -5,7 +5,8 @@
 #   TASKSCOUT_HOME=/some/dir nohup benchmarks/run_v2.sh > v2.log 2>&1 &
 #
 # Both workers first share the transfer runs (each claims a source and does all its seeds and targets,
-# so a source model is trained once per machine). When no run is left, worker a builds the pool
+# so a source model is trained once per machine), then evaluate the source models whose held-out score
+# is missing (sources finished on a machine before that was recorded). Then worker a builds the pool
 # entries the shipped pool needs for the catalog tasks outside the benchmark (esm, textemb, vocab) and
 # worker b the TuPaTE entries of the 40 benchmark sources. Every step skips what is done, so the script
 # can be killed at any time and started again, here or on another machine after a `git pull`.
@@ -27,8 +28,9 @@ if [ ! -d "$POOL" ]; then
 fi
 SOURCES=$(.venv/bin/python -c "from taskscout.evaluate.suites import get_suite; print(*get_suite('v2').sources)")
 
-worker() {  # transfer runs until none is left, then one pool build (its arguments)
+worker() {  # transfer runs until none is left, source models without a held-out score, one pool build
     OMP_NUM_THREADS=1 "$TS" transfer --benchmark --protocol v2
+    OMP_NUM_THREADS=1 "$TS" transfer --benchmark --protocol v2 --source-models
     OMP_NUM_THREADS=1 "$TS" pool build --pool "$POOL" "$@"
 }
 worker --all-catalog -m esm-logme -m textemb -m vocab-overlap > "$LOGS/worker-a.log" 2>&1 &

@@ -357,3 +357,35 @@ def test_source_models_are_evaluated_once_saved_and_restored(protocol, tmp_path)
     other = ResultStore(tmp_path / "other.sqlite")
     assert other.restore(tmp_path / "gt.runs.csv") == 4
     assert other.source_models(protocol)["main"].tolist() == [row["main"]]
+
+
+def test_missing_source_model_evaluations_are_filled_in(protocol, tmp_path):
+    from taskscout.evaluate.transfer import evaluate_missing_source_models, evaluate_source_model
+    from taskscout.train.finetune import load_or_finetune
+
+    tasks = {name: make_task(name, n=150, seed=i) for i, name in enumerate(("a", "b", "tgt"))}
+    store = ResultStore(tmp_path / "runs.sqlite")
+    run_transfer(["a"], ["tgt"], protocol, store, tasks.__getitem__, device="cpu")  # evaluates "a"
+    # "b" has no evaluation: it is trained and evaluated, "a" is left as it is; another worker holds
+    # the claim of "c", so this one passes over it.
+    seen = []
+    with file_lock(store.claim_path(protocol, -1, "c"), wait=False):
+        added = evaluate_missing_source_models(
+            ["a", "b", "c"],
+            protocol,
+            store,
+            tasks.__getitem__,
+            device="cpu",
+            on_source=lambda *a: seen.append(a),
+        )
+    assert added == 1 and [s for s, _, _ in seen] == ["b"]
+    recorded = store.source_models(protocol).set_index("source")
+    assert sorted(recorded.index) == ["a", "b"]
+    # The same numbers as evaluating the cached model directly; a second pass does nothing.
+    model = load_or_finetune(
+        source_samples(tasks["b"], protocol.source)[0], protocol.source.model, protocol.source.train
+    )
+    metrics, constant, rows = evaluate_source_model(model, tasks["b"], protocol.source)
+    assert recorded.loc["b", "main"] == pytest.approx(metrics["main"]) == pytest.approx(seen[0][1])
+    assert recorded.loc["b", "constant"] == pytest.approx(constant) and recorded.loc["b", "rows"] == rows
+    assert evaluate_missing_source_models(["a", "b"], protocol, store, tasks.__getitem__, device="cpu") == 0

@@ -80,6 +80,14 @@ def transfer(
     ] = "source",
     ray_cpus: RayCpusOpt = 1.0,
     ray_gpus: RayGpusOpt = 0.0,
+    source_models: Annotated[
+        bool,
+        typer.Option(
+            "--source-models",
+            help="Only evaluate the source models that have no held-out score yet (training them if "
+            "needed); no transfer runs.",
+        ),
+    ] = False,
 ) -> None:
     """Run real intermediate-task transfer experiments (resumable; finished runs are skipped).
 
@@ -95,6 +103,7 @@ def transfer(
     from taskscout.evaluate.transfer import (
         BASELINE,
         ResultStore,
+        evaluate_missing_source_models,
         get_protocol,
         run_transfer,
         run_transfer_ray,
@@ -106,7 +115,7 @@ def transfer(
         suite = get_suite(protocol)
         sources = list(sources or []) or list(suite.sources)
         targets = list(targets or []) or list(suite.targets)
-    if not sources or not targets:
+    if not sources or not (targets or source_models):
         raise typer.BadParameter("give --source and --target tasks, or --benchmark")
     sources = [s.removeprefix("catalog:") for s in sources]
     targets = [t.removeprefix("catalog:") for t in targets]
@@ -138,6 +147,22 @@ def transfer(
         if not export:
             raise typer.BadParameter("--export-only needs --export PATH")
         write_ground_truth(store, chosen, export, sources, targets)
+        return
+    if source_models:
+        added = evaluate_missing_source_models(
+            sources,
+            chosen,
+            store,
+            load,
+            device=device,
+            on_source=lambda name, main, constant: console.print(
+                f"{name}: {main:.4f} on its held-out rows (constant predictor {constant:.4f})",
+                highlight=False,
+            ),
+        )
+        console.print(f"{added} source models evaluated; results in {store.path}")
+        if export and targets:
+            write_ground_truth(store, chosen, export, sources, targets)
         return
     try:
         if ray is None:

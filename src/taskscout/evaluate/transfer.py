@@ -15,7 +15,7 @@ import json
 import platform
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -450,12 +450,9 @@ def run_transfer(
                         progress=f"{source}: source fine-tuning",
                         device=device,
                     )
-                    if source not in set(store.source_models(protocol)["source"]):
-                        metrics, constant, rows = evaluate_source_model(
-                            models[source], load_task(source), protocol.source
-                        )
-                        if rows:
-                            store.add_source_model(protocol, source, metrics, constant, rows)
+                    _record_source_model(
+                        store, protocol, source, models[source], functools.partial(load_task, source)
+                    )
                 left = sum(len(g) for g in groups.values())
                 for run in runs:
                     if run.target not in samples:
@@ -478,6 +475,61 @@ def run_transfer(
             break  # re-plan: picks up other workers' results and the claims of workers that died
         else:
             return done  # nothing left, or everything left is claimed by live workers
+
+
+def _record_source_model(
+    store: ResultStore, protocol: TransferProtocol, source: str, model: Any, task: Callable[[], Task]
+) -> tuple[float, float] | None:
+    """Store the source model's held-out evaluation unless the store has it; ``(main metric, constant
+    predictor's score)`` when it was added."""
+    if source in set(store.source_models(protocol)["source"]):
+        return None
+    metrics, constant, rows = evaluate_source_model(model, task(), protocol.source)
+    if not rows:
+        return None
+    store.add_source_model(protocol, source, metrics, constant, rows)
+    return metrics["main"], constant
+
+
+def evaluate_missing_source_models(
+    sources: Sequence[str],
+    protocol: TransferProtocol,
+    store: ResultStore,
+    load_task: Callable[[str], Task],
+    *,
+    device: str = "auto",
+    on_source: Callable[[str, float, float], None] | None = None,
+) -> int:
+    """Evaluate every source model the store has no held-out score for; returns how many were added.
+
+    ``on_source(source, main, constant)`` is called after each, with the model's main metric on its
+    held-out rows and the constant predictor's.
+
+    :func:`run_transfer` evaluates a source model when it loads it for runs, so a source whose runs all
+    finished before that (or on a machine that is gone) has no evaluation; this loads or trains its
+    model (the same cache key as the runs, so a cached model is reused) and evaluates it. Workers share
+    the work as they share runs: a source another worker is evaluating is passed over.
+    """
+    added = 0
+    for source in sources:
+        with file_lock(store.claim_path(protocol, -1, source), wait=False) as mine:
+            if not mine or source in set(store.source_models(protocol)["source"]):
+                continue
+            model = load_or_finetune(
+                source_samples(load_task(source), protocol.source)[0],
+                protocol.source.model,
+                protocol.source.train,
+                progress=f"{source}: source fine-tuning",
+                device=device,
+            )
+            scored = _record_source_model(
+                store, protocol, source, model, functools.partial(load_task, source)
+            )
+            if scored is not None:
+                added += 1
+                if on_source is not None:
+                    on_source(source, *scored)
+    return added
 
 
 def run_transfer_ray(
