@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Continue benchmark v2's compute on this machine from what is committed, with one worker per core,
-# saving and committing finished work every ~30 min (see README.md "Running it"):
+# saving and committing finished work every ~20 min (see README.md "Running it"):
 #
 #   TASKSCOUT_HOME=/some/dir nohup benchmarks/run_v2.sh > v2.log 2>&1 &
 #
@@ -18,7 +18,7 @@ TS=${TASKSCOUT:-.venv/bin/taskscout}
 POOL=${POOL:-$TASKSCOUT_HOME/pools/v2}
 GT=src/taskscout/benchmark_data/v2
 LOGS=${LOGS:-$TASKSCOUT_HOME/logs}
-EVERY=${EVERY:-1800}
+EVERY=${EVERY:-1200}
 mkdir -p "$LOGS"
 
 "$TS" transfer --benchmark --protocol v2 --restore "$GT.runs.csv" --export-only --export "$GT.json"
