@@ -443,13 +443,7 @@ def run_transfer(
                 runs = [r for r in groups[key] if (r.source, r.target, r.seed) not in finished]
                 if runs and source != BASELINE and source not in models:
                     models.clear()  # keep one source model in memory at a time
-                    models[source] = load_or_finetune(
-                        source_train(source),
-                        protocol.source.model,
-                        protocol.source.train,
-                        progress=f"{source}: source fine-tuning",
-                        device=device,
-                    )
+                    models[source] = _source_model(source, source_train(source), protocol, device)
                     _record_source_model(
                         store, protocol, source, models[source], functools.partial(load_task, source)
                     )
@@ -475,6 +469,18 @@ def run_transfer(
             break  # re-plan: picks up other workers' results and the claims of workers that died
         else:
             return done  # nothing left, or everything left is claimed by live workers
+
+
+def _source_model(source: str, train: Task, protocol: TransferProtocol, device: str) -> Any:
+    """The protocol's fine-tuned model of ``source`` (``train``: its training sample), from the cache
+    or trained now."""
+    return load_or_finetune(
+        train,
+        protocol.source.model,
+        protocol.source.train,
+        progress=f"{source}: source fine-tuning",
+        device=device,
+    )
 
 
 def _record_source_model(
@@ -515,12 +521,8 @@ def evaluate_missing_source_models(
         with file_lock(store.claim_path(protocol, -1, source), wait=False) as mine:
             if not mine or source in set(store.source_models(protocol)["source"]):
                 continue
-            model = load_or_finetune(
-                source_samples(load_task(source), protocol.source)[0],
-                protocol.source.model,
-                protocol.source.train,
-                progress=f"{source}: source fine-tuning",
-                device=device,
+            model = _source_model(
+                source, source_samples(load_task(source), protocol.source)[0], protocol, device
             )
             scored = _record_source_model(
                 store, protocol, source, model, functools.partial(load_task, source)
