@@ -7,9 +7,10 @@
 # Both workers first share the transfer runs (each claims a source and does all its seeds and targets,
 # so a source model is trained once per machine), then evaluate the source models whose held-out score
 # is missing (sources finished on a machine before that was recorded). Then worker a builds the pool
-# entries the shipped pool needs for the catalog tasks outside the benchmark (esm, textemb, vocab) and
-# worker b the TuPaTE entries of the 40 benchmark sources. Every step skips what is done, so the script
-# can be killed at any time and started again, here or on another machine after a `git pull`.
+# entries the shipped pool needs for the catalog tasks outside the benchmark (esm, textemb, vocab; a
+# no-op once they are in benchmarks/pool-v2), and each worker the TuPaTE entries of half of the 40
+# benchmark sources. Every step skips what is done, so the script can be killed at any time and started
+# again, here or on another machine after a `git pull`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${TASKSCOUT_HOME:?set TASKSCOUT_HOME to a directory for models, tasks and the runs database}"
@@ -26,20 +27,28 @@ if [ ! -d "$POOL" ]; then
     mkdir -p "$(dirname "$POOL")"
     cp -a benchmarks/pool-v2 "$POOL"
 fi
-SOURCES=$(.venv/bin/python -c "from taskscout.evaluate.suites import get_suite; print(*get_suite('v2').sources)")
+read -r -a SOURCES <<< "$(.venv/bin/python -c "from taskscout.evaluate.suites import get_suite; print(*get_suite('v2').sources)")"
+HALF=$(( ${#SOURCES[@]} / 2 ))
+TUPATE=(-m tupate-bitfit -m tupate-lora -m tupate-prefix)
 
-worker() {  # transfer runs until none is left, source models without a held-out score, one pool build
+runs() {  # transfer runs until none is left, then the source models without a held-out score
     OMP_NUM_THREADS=1 "$TS" transfer --benchmark --protocol v2
     OMP_NUM_THREADS=1 "$TS" transfer --benchmark --protocol v2 --source-models
-    OMP_NUM_THREADS=1 "$TS" pool build --pool "$POOL" "$@"
 }
-worker --all-catalog -m esm-logme -m textemb -m vocab-overlap > "$LOGS/worker-a.log" 2>&1 &
+build() { OMP_NUM_THREADS=1 "$TS" pool build --pool "$POOL" "$@"; }
+{
+    runs
+    build --all-catalog -m esm-logme -m textemb -m vocab-overlap
+    build "${SOURCES[@]:0:$HALF}" "${TUPATE[@]}"
+} > "$LOGS/worker-a.log" 2>&1 &
 A=$!
 sleep 60  # let a claim its first source before b plans
-# shellcheck disable=SC2086  # one word per source
-worker $SOURCES -m tupate-bitfit -m tupate-lora -m tupate-prefix > "$LOGS/worker-b.log" 2>&1 &
+{
+    runs
+    build "${SOURCES[@]:$HALF}" "${TUPATE[@]}"
+} > "$LOGS/worker-b.log" 2>&1 &
 B=$!
-trap 'kill $A $B 2>/dev/null || true' INT TERM
+trap 'pkill -P $A; pkill -P $B; kill $A $B 2>/dev/null || true' INT TERM
 
 while kill -0 "$A" 2>/dev/null || kill -0 "$B" 2>/dev/null; do
     sleep "$EVERY" &
