@@ -488,7 +488,8 @@ def paired_gain_tests(
 
         t = mean(d) / sqrt(2 sigma2 / n),   p = P(T_df >= t)   (one-sided, df of the pooled estimate)
 
-    which is exact under that model (the residuals are independent of the differences of source means).
+    which is exact under that model for sources with every seed (the residuals are independent of the
+    differences of their means) and close to it for the others.
     ``p_t`` is the per-source paired t-test (``scipy.stats.ttest_rel``, alternative "greater"; NaN
     below 2 seeds; 0 or 1 when all differences are equal) for comparison. ``q`` is the
     Benjamini-Hochberg adjusted ``p`` over the sources of this target (``scipy.stats
