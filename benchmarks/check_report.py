@@ -4,7 +4,8 @@
 
 Checks at 1,280 px (desktop) and 500 px (narrow: headless Chromium's narrowest window) wide: the page
 does not scroll sideways, no table, figure or image sticks out of the page unless it sits in its own
-scrolling box (``class="scroll"``), every image loaded, and no console or script error. Writes
+scrolling box (``class="scroll"``), at desktop width no such box outside a folded ``<details>`` has to
+scroll, every image loaded, and no console or script error. Writes
 ``report-1280.png`` / ``report-500.png`` (full page) and exits 1 listing the problems, if any. Needs
 Chromium (Debian package ``chromium``); nothing is fetched from the network.
 """
@@ -73,6 +74,17 @@ PROBE = """<script>
           Math.round(r.right) + " px, window " + width + " px)");
       }
     });
+    // On a desktop window a table a reader needs (not one folded away in <details>) fits without
+    // scrolling sideways in its box: a clipped column is a column nobody reads.
+    if (width >= 1000) {
+      document.querySelectorAll(".scroll").forEach(function (box, i) {
+        if (box.closest("details") === null && box.scrollWidth > box.clientWidth + 1) {
+          var inner = box.querySelector("[id]");
+          problems.push((inner ? inner.id : "box #" + i) + " scrolls sideways in its box (" +
+            box.scrollWidth + " px of content in " + box.clientWidth + " px)");
+        }
+      });
+    }
     var out = document.createElement("pre");
     out.id = "__report_check__";
     out.style.display = "none";

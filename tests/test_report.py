@@ -236,12 +236,15 @@ def test_browser_check_catches_overflow_missing_images_and_errors(tmp_path):
         '<table id="wide"><tr><td style="min-width:3000px">wide</td></tr></table>'
         '<div class="scroll" style="overflow-x:auto"><table id="boxed"><tr>'
         '<td style="min-width:3000px">scrolls in its box</td></tr></table></div>'
+        '<details open><div class="scroll" style="overflow-x:auto"><table id="folded"><tr>'
+        '<td style="min-width:3000px">may scroll: folded away by default</td></tr></table></div></details>'
         '<img alt="broken" src="data:image/png;base64,AAAA">'
         '<script>console.error("boom");</script></body></html>'
     )
     problems = _checker().check_report(bad, widths=(1280,)).problems
     text = "\n".join(problems)
-    assert "table wide sticks out" in text and "boxed" not in text
+    assert "table wide sticks out" in text and "boxed sticks out" not in text
+    assert "boxed scrolls sideways in its box" in text and "folded" not in text  # fine on a phone
     assert "image not shown: broken" in text and "console error: boom" in text
     assert "scrolls sideways" in text
 

@@ -518,14 +518,38 @@ def tradeoff_figure(results: Sequence[MethodResult], signal: BenchmarkSignal, me
 
 
 def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
-    """Label each point where its text overlaps no earlier label (greedy over a few candidate offsets,
-    with a thin leader line when the label had to move away from its point)."""
+    """Label each point where its text covers no other label, no marker and nothing outside the axes
+    (greedy, top to bottom, over candidate offsets of growing distance; a thin leader line when the
+    label sits away from its point). Where every candidate collides, the one covering least is kept."""
+    from matplotlib.transforms import Bbox
+
     fig.canvas.draw()  # fixes the axes limits and transforms used to measure the labels
     renderer = fig.canvas.get_renderer()
-    offsets = [(5, 2), (5, -10), (-5, 2), (-5, -10), (5, 12), (-5, 12), (5, -20), (-5, -20), (5, 22)]
-    offsets += [(dx, dy) for dy in (32, -30, 42, -40, 52, -50) for dx in (8, -8)]
-    placed = []
-    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+    frame = ax.get_window_extent(renderer)
+    radius = 4.0  # px around a marker that no label may cover
+    markers = [
+        Bbox.from_extents(px - radius, py - radius, px + radius, py + radius)
+        for px, py in (ax.transData.transform((x, y)) for x, y, _ in points)
+    ]
+    offsets = [(5, 2), (5, -10), (-5, 2), (-5, -10), (5, 12), (-5, 12), (5, -20), (-5, -20)]
+    offsets += [(dx, dy) for dy in (22, -30, 32, -40, 42, -50, 52) for dx in (8, -8, 30, -30)]
+
+    def covered(box: Bbox, others: list[Bbox]) -> float:
+        area = sum(
+            max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
+            for o in others
+        )
+        outside = box.width * box.height - max(0.0, min(box.x1, frame.x1) - max(box.x0, frame.x0)) * max(
+            0.0, min(box.y1, frame.y1) - max(box.y0, frame.y0)
+        )
+        return area + outside
+
+    placed: list[Bbox] = []
+    order = sorted(range(len(points)), key=lambda i: (-points[i][1], points[i][0]))
+    for i in order:
+        x, y, text = points[i]
+        obstacles = placed + markers[:i] + markers[i + 1 :]
+        best: tuple[float, tuple[int, int]] | None = None
         for dx, dy in offsets:
             label = ax.annotate(
                 text,
@@ -534,15 +558,26 @@ def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
                 textcoords="offset points",
                 fontsize=7,
                 ha="left" if dx > 0 else "right",
-                arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if abs(dy) > 12 else None,
             )
-            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
-            if not any(box.overlaps(other) for other in placed):
-                placed.append(box)
-                break
+            cost = covered(label.get_window_extent(renderer).expanded(1.02, 1.1), obstacles)
             label.remove()
-        else:  # nowhere free: keep the first position
-            ax.annotate(text, (x, y), xytext=offsets[0], textcoords="offset points", fontsize=7)
+            if best is None or cost < best[0]:
+                best = (cost, (dx, dy))
+            if cost == 0:
+                break
+        assert best is not None
+        dx, dy = best[1]
+        far = abs(dy) > 12 or abs(dx) > 12
+        label = ax.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=7,
+            ha="left" if dx > 0 else "right",
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if far else None,
+        )
+        placed.append(label.get_window_extent(renderer).expanded(1.02, 1.1))
 
 
 def regret_curves(
@@ -744,6 +779,19 @@ def _markdown_inline(text: str):
     return markupsafe.Markup(escaped)
 
 
+def _breakable(text: str):
+    """A method name that may wrap only between its parts (after ``:`` and ``+``), never inside a
+    part's hyphenated name, so a fusion of four methods does not widen the table past the page."""
+    import re
+
+    import markupsafe
+
+    parts = [p for p in re.split(r"(?<=[:+])", str(text)) if p]
+    return markupsafe.Markup("<wbr>").join(
+        markupsafe.Markup('<span class="part">{}</span>').format(p) for p in parts
+    )
+
+
 def _environment():
     import jinja2
 
@@ -755,6 +803,7 @@ def _environment():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["markdown_inline"] = _markdown_inline
+    env.filters["breakable"] = _breakable
     return env
 
 
