@@ -154,6 +154,32 @@ def test_headline_recommends_the_cheapest_significant_method_or_says_none(bench)
     assert text.startswith("No method ranks sources better than random")
 
 
+def test_headline_treats_negligible_costs_as_equal_and_otherwise_takes_the_cheapest(bench):
+    gt = bench[0]
+
+    def swapped_on(targets):  # the two best sources swapped on these targets: slightly worse
+        return lambda s, t: {"s10": 11, "s11": 10}.get(s, int(s[1:])) if t in targets else int(s[1:])
+
+    def pick(near_ms: float, cheapest_ms: float) -> str:
+        results = [
+            method_result("slow-best", gt, lambda s, t: int(s[1:]), ms=500.0),
+            method_result("near", gt, swapped_on({"t0"}), ms=near_ms),
+            method_result("cheapest", gt, swapped_on({"t0", "t1"}), ms=cheapest_ms),
+        ]
+        signal = compute_signal(results, gt, n_permutations=300)
+        assert all(signal.significant(r.method) for r in results)
+        return " ".join(headline(results, gt, signal))
+
+    # Both cheap ones cost nothing that matters (1,000 sources in under a minute) and the best does not
+    # beat either measurably on 6 targets: the better of the two is recommended, not the cheaper.
+    text = pick(near_ms=5.0, cheapest_ms=0.1)
+    assert text.startswith("Use **near**: ") and "rank 1,000 sources in under a minute" in text
+    assert "slow-best" in text and "500 ms per source" in text
+    # Above that cost, the cheapest method the best does not beat measurably.
+    text = pick(near_ms=200.0, cheapest_ms=100.0)
+    assert text.startswith("Use **cheapest**: ") and "it is the cheapest (100 ms per source)" in text
+
+
 def test_write_report_pages(tmp_path, bench):
     gt, results, signal = bench
     md, page = write_report(results, gt, tmp_path, signal=signal)
