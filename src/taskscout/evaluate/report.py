@@ -530,7 +530,8 @@ def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
     fig.canvas.draw()  # fixes the axes limits and transforms used to measure the labels
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    radius = 4.0  # px around a marker that no label may cover
+    # px around a marker that no other label may cover: a label that close reads as that point's label
+    radius = 10.0
     markers = [
         Bbox.from_extents(px - radius, py - radius, px + radius, py + radius)
         for px, py in (ax.transData.transform((x, y)) for x, y, _ in points)
@@ -538,15 +539,16 @@ def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
     offsets = [(5, 2), (5, -10), (-5, 2), (-5, -10), (5, 12), (-5, 12), (5, -20), (-5, -20)]
     offsets += [(dx, dy) for dy in (22, -30, 32, -40, 42, -50, 52) for dx in (8, -8, 30, -30)]
 
-    def covered(box: Bbox, others: list[Bbox]) -> float:
-        area = sum(
-            max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
-            for o in others
-        )
-        outside = box.width * box.height - max(0.0, min(box.x1, frame.x1) - max(box.x0, frame.x0)) * max(
-            0.0, min(box.y1, frame.y1) - max(box.y0, frame.y0)
-        )
-        return area + outside
+    def overlap(a: Bbox, b: Bbox) -> float:
+        return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+    def annotate(x: float, y: float, text: str, dx: int, dy: int, leader: bool = False):
+        arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5} if leader else None
+        label = ax.annotate(
+            text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7,
+            ha="left" if dx > 0 else "right", arrowprops=arrow,
+        )  # fmt: skip
+        return label, label.get_window_extent(renderer).expanded(1.02, 1.1)
 
     placed: list[Bbox] = []
     order = sorted(range(len(points)), key=lambda i: (-points[i][1], points[i][0]))
@@ -555,33 +557,17 @@ def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
         obstacles = placed + markers[:i] + markers[i + 1 :]
         best: tuple[float, tuple[int, int]] | None = None
         for dx, dy in offsets:
-            label = ax.annotate(
-                text,
-                (x, y),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                fontsize=7,
-                ha="left" if dx > 0 else "right",
-            )
-            cost = covered(label.get_window_extent(renderer).expanded(1.02, 1.1), obstacles)
+            label, box = annotate(x, y, text, dx, dy)
             label.remove()
+            # Area over other labels and markers, plus any part outside the axes.
+            cost = sum(overlap(box, o) for o in obstacles) + box.width * box.height - overlap(box, frame)
             if best is None or cost < best[0]:
                 best = (cost, (dx, dy))
             if cost == 0:
                 break
         assert best is not None
         dx, dy = best[1]
-        far = abs(dy) > 12 or abs(dx) > 12
-        label = ax.annotate(
-            text,
-            (x, y),
-            xytext=(dx, dy),
-            textcoords="offset points",
-            fontsize=7,
-            ha="left" if dx > 0 else "right",
-            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if far else None,
-        )
-        placed.append(label.get_window_extent(renderer).expanded(1.02, 1.1))
+        placed.append(annotate(x, y, text, dx, dy, leader=abs(dy) > 12 or abs(dx) > 12)[1])
 
 
 def regret_curves(
