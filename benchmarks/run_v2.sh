@@ -57,4 +57,8 @@ while kill -0 "$A" 2>/dev/null || kill -0 "$B" 2>/dev/null; do
     benchmarks/checkpoint_v2.sh --commit || echo "checkpoint failed; the workers go on"
 done
 benchmarks/checkpoint_v2.sh --commit
-echo "$(date -u +%FT%H:%M) compute done: next, benchmarks/README.md 'Finishing v2'"
+echo "$(date -u +%FT%H:%M) compute done; scoring every method (benchmarks/finish_v2.sh)"
+benchmarks/finish_v2.sh > "$LOGS/finish.log" 2>&1 || { echo "finish_v2.sh failed: see $LOGS/finish.log"; exit 1; }
+git add benchmarks/results-v2/scores.json
+git commit -q -m "benchmark v2: TuPaTE rankings" || echo "nothing new to commit"
+echo "$(date -u +%FT%H:%M) done: report in benchmarks/results-v2; next, benchmarks/README.md 'Finishing v2'"
