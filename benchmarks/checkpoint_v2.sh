@@ -7,7 +7,8 @@
 # 1. aggregates the finished transfer runs into src/taskscout/benchmark_data/v2.{json,runs.csv};
 # 2. adds pool entries for the source models this machine holds (trains nothing), then scores the
 #    source-model methods for them: they need the fine-tuned models at P2, which exist only here, so
-#    their per-source scores are stored now (benchmarks/results-v2/scores.json) and reused later;
+#    their per-source scores are stored now (benchmarks/results-v2/scores.json) and reused later
+#    (a report of what is there so far: $TASKSCOUT_HOME/report-v2-partial/report.html);
 # 3. copies the pool to benchmarks/pool-v2 (the pool every v2 ranking is computed from);
 # 4. with --commit, commits the three.
 set -euo pipefail
@@ -24,8 +25,9 @@ SOURCES=$(.venv/bin/python -c "from taskscout.evaluate.suites import get_suite; 
 "$TS" pool build $SOURCES --pool "$POOL" --trained-only \
     -m esm-logme -m textemb -m vocab-overlap -m esm-sgd-logme -m esm-mlp-logme -m taskemb -m curvegrad \
     -m logme-full | grep -v skipped || true
-"$TS" bench --protocol v2 --pool "$POOL" --out benchmarks/results-v2 \
-    -m logme-full -m leep -m nce -m hscore -m hscore-reg -m frozen
+# The rankings go to the committed scores.json; the partial report beside the workers' files.
+"$TS" bench --protocol v2 --pool "$POOL" --scores benchmarks/results-v2/scores.json \
+    --out "$TASKSCOUT_HOME/report-v2-partial" -m logme-full -m leep -m nce -m hscore -m hscore-reg -m frozen
 # Under the pool's writer lock (an flock, as taskscout takes it): no entry is half-published meanwhile.
 rm -rf benchmarks/pool-v2.new
 flock "$POOL/.lock" cp -a "$POOL" benchmarks/pool-v2.new
