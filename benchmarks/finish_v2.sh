@@ -21,9 +21,8 @@ SHOTS=${SHOTS:-$TASKSCOUT_HOME/report-shots}
 "$TS" bench --protocol v2 --pool "$POOL" --out "$OUT" \
     -m tupate-bitfit -m tupate-lora -m tupate-prefix -m tupate-ensemble
 read -r -a STORED <<< "$("$PY" -c "
-import json
-records = json.load(open('$OUT/scores.json'))['records']
-print(' '.join('-m ' + m for m in sorted({k.split('|')[0] for k in records})))")"
+from taskscout.evaluate.benchmark import ScoreCache
+print(' '.join('-m ' + m for m in ScoreCache('$OUT/scores.json').methods()))")"
 README=()
 if [ "${1:-}" = "--readme" ]; then README=(--readme README.md); fi
 "$TS" bench --stored --protocol v2 --out "$OUT" "${STORED[@]}" \
