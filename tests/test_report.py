@@ -146,8 +146,11 @@ def test_headline_recommends_the_cheapest_significant_method_or_says_none(bench)
     assert both.significant("cheap-worse") and both.significant("oracle")
     text = " ".join(headline(best_pair, gt, both))
     assert (
-        text.startswith("Use **oracle**: ") and "each of the 1 cheaper one(s) ranks measurably worse" in text
+        text.startswith("Use **oracle**: ") and "the cheaper one (cheap-worse) ranks measurably worse" in text
     )
+    alone = [r for r in results if r.method in ("oracle", "noise", "reverse")]
+    text = " ".join(headline(alone, gt, compute_signal(alone, gt, n_permutations=200)))
+    assert text.startswith("Use **oracle**: it is the only method that ranks sources better than random")
     noise_only = [r for r in results if r.method in ("noise", "reverse")]
     plain = compute_signal(noise_only, gt, n_permutations=200)
     text = " ".join(headline(noise_only, gt, plain))

@@ -296,9 +296,12 @@ def test_wins_table_names_the_best_method_per_target():
         frame = pd.DataFrame({"target": ["a", "b"], "regret@3": regrets})
         return MethodResult(name, frame, {}, 1.0, 0.0)
 
-    wins = wins_table([result("m1", [0.0, 5.0]), result("m2", [0.0, 2.5])]).set_index("target")
-    assert wins.loc["a", "best"] == "m1, m2"  # tie: both listed
-    assert wins.loc["b", "best"] == "m2" and wins.loc["b", "m1"] == 5.0
+    wins = wins_table(
+        [result("m1", [0.0, 5.0]), result("m2", [0.0, 2.5]), result("leep", [float("nan"), 1.0])]
+    ).set_index("target")
+    assert wins.loc["a", "best"] == "m1, m2"  # tie: both listed; a method that cannot rank is no winner
+    assert wins.loc["b", "best"] == "leep" and wins.loc["b", "m1"] == "5.0"
+    assert wins.loc["a", "leep"] == "–"  # cannot rank target a: a dash, never "nan"
 
 
 def test_run_order_source_keeps_a_source_model_for_all_its_seeds(protocol):

@@ -442,7 +442,8 @@ def wins_table(results: Sequence[MethodResult], metric: str = "regret@3") -> pd.
     best = frame.apply(
         lambda row: ", ".join(m for m in frame.columns if np.isclose(row[m], best_value[row.name])), axis=1
     )
-    out = frame.round(1)
+    # A method that cannot rank a target (e.g. LEEP on a regression target) shows a dash, not "nan".
+    out = frame.map(lambda v: f"{v:.1f}" if math.isfinite(v) else "–")
     out["best"] = best
     return out.reset_index(names="target")
 
@@ -701,16 +702,23 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
         cost = format_duration_ms(pick.p2_ms_per_source)
         if pick is best:
             cheaper = [r for r in winners if r.p2_ms_per_source < best.p2_ms_per_source]
-            why = (
-                f"it has the best {label} ({mean_of(best):.1f}) and "
-                + (
-                    f"each of the {len(cheaper)} cheaper one(s) ranks measurably worse on the same targets "
-                    f"(paired sign-flip test, p < {ALPHA})"
-                    if cheaper
-                    else "none of them is cheaper"
+            if len(winners) == 1:
+                why = f"{label} {mean_of(best):.1f}, {cost} per source."
+            elif cheaper:
+                which = (
+                    f"the cheaper one ({cheaper[0].method}) ranks"
+                    if len(cheaper) == 1
+                    else f"each of the {len(cheaper)} cheaper ones ranks"
                 )
-                + f"; {cost} per source."
-            )
+                why = (
+                    f"it has the best {label} ({mean_of(best):.1f}) and {which} measurably worse on the same "
+                    f"targets (paired sign-flip test, p < {ALPHA}); {cost} per source."
+                )
+            else:
+                why = (
+                    f"it has the best {label} ({mean_of(best):.1f}) and none of them is cheaper; "
+                    f"{cost} per source."
+                )
         else:
             common = len(_common_targets(best, pick))
             p_pick = format_p(paired[pick.method])
@@ -729,9 +737,13 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
                     f"it is the cheapest ({cost} per source) that the best one ({best.method}, "
                     f"{mean_of(best):.1f}) does not beat measurably: {label} {mean_of(pick):.1f}, {versus}."
                 )
+        corrected = f"after correcting for {len(results)} comparisons"
         sentences.append(
-            f"Use **{pick.method}**: of the {len(winners)} method(s) that rank sources better than random "
-            f"after correcting for {len(results)} comparisons, {why}"
+            f"Use **{pick.method}**: of the {len(winners)} methods that rank sources better than random "
+            f"{corrected}, {why}"
+            if len(winners) > 1
+            else f"Use **{pick.method}**: it is the only method that ranks sources better than random "
+            f"{corrected}: {why}"
         )
         sentences.append(
             f"A random ranking of the same sources scores {label} {random:.1f} (p of {pick.method} "
