@@ -47,6 +47,7 @@ TextColumn = Annotated[str | None, typer.Option(help="Column holding the input t
 PairColumn = Annotated[str | None, typer.Option(help="Column holding the second text of pair tasks.")]
 LabelColumn = Annotated[str | None, typer.Option(help="Label column (inferred if omitted).")]
 TaskTypeOpt = Annotated[str | None, typer.Option(help="classification or regression (inferred if omitted).")]
+SplitOpt = Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")]
 MaxBytesOpt = Annotated[
     int | None,
     typer.Option(min=1, help="Refuse data files larger than this many bytes (default 512 MiB)."),
@@ -94,7 +95,7 @@ def rank(
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
-    split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    split: SplitOpt = None,
     max_bytes: MaxBytesOpt = None,
     max_read_rows: MaxReadRowsOpt = None,
     device: DeviceOpt = "auto",
@@ -173,7 +174,7 @@ def inspect(
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
     task_type: TaskTypeOpt = None,
-    split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    split: SplitOpt = None,
     max_bytes: MaxBytesOpt = None,
     max_read_rows: MaxReadRowsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
