@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from taskscout.evaluate.report import (
     markdown_table,
     results_table,
     update_readme,
+    verdict,
     write_report,
 )
 
@@ -124,6 +126,13 @@ def test_results_table_has_random_and_ceiling_rows_and_sorts_by_quality(bench):
     assert table["p"].iloc[0].endswith("*") and not table["p"].iloc[3].endswith("*")
     assert table["p2"].iloc[1] == "50 ms" and table["storage"].iloc[1] == "2 KB"
     assert all("±" in cell for cell in table["ndcg"][:-2])
+    # Each cell rounded to its own interval (at most 2 decimals): the noise ceiling's near-zero-width
+    # interval does not give a method whose CI is points wide four decimals.
+    by_method = table.set_index("method")
+    noise = next(r for r in results if r.method == "noise").summary["ndcg"]
+    half = (noise["ci_high"] - noise["ci_low"]) / 2
+    assert 1 < half < 10 and re.fullmatch(r"\d+ ±\d+", by_method.loc["noise", "ndcg"])
+    assert by_method.loc["oracle", "ndcg"] == "100.00 ±0.00"
     markdown = markdown_table(results, signal)
     assert "random ranking (expected)" in markdown and markdown.count("\n") == len(table) + 1
     # Without the signal the table is still valid (no reference rows).
@@ -183,6 +192,22 @@ def test_headline_treats_negligible_costs_as_equal_and_otherwise_takes_the_cheap
     assert text.startswith("Use **cheapest**: ") and "it is the cheapest (100 ms per source)" in text
 
 
+def test_verdict_sorts_every_method_into_better_than_random_or_not(bench):
+    _gt, results, signal = bench
+    better, rest = verdict(results, signal)
+    assert (
+        better.startswith("**Better than random** (NDCG ") and "after correction for 4 comparisons" in better
+    )
+    # 500 permutations: the smallest p is 1 / 501.
+    assert better.endswith(": cheap-good (100.0, p = 0.002), oracle (100.0, p = 0.002).")
+    assert "reverse" in rest and "noise" not in better and "reverse" not in better
+    assert rest.index("noise") < rest.index("reverse")  # best first
+    worse = [r for r in results if r.method == "reverse"]
+    lines = verdict(worse, compute_signal(worse, _gt, n_permutations=100))
+    assert lines[0].endswith("1 comparison: none.")
+    assert lines[1].startswith("**Not measurably better than random**: reverse (")
+
+
 def test_write_report_pages(tmp_path, bench):
     gt, results, signal = bench
     md, page = write_report(results, gt, tmp_path, signal=signal)
@@ -191,6 +216,7 @@ def test_write_report_pages(tmp_path, bench):
     assert "noise ceiling" in html and "random ranking (expected)" in html and 'class="scroll"' in html
     text = md.read_text()
     assert text.startswith("# taskscout benchmark\n\nUse **cheap-good**")
+    assert "\n\n- **Better than random** (NDCG" in text  # the verdict: a list of its own
     assert "| target | reliability |" in text
 
 
@@ -205,7 +231,9 @@ def test_update_readme_rewrites_only_its_block(tmp_path, bench):
     text = readme.read_text()
     assert text.startswith(before + README_START) and text.endswith(README_END + after)
     block = text[len(before) : -len(after)]
-    assert "old table" not in block and "Use **cheap-good**" in block
+    assert (
+        "old table" not in block and "Use **cheap-good**" in block and "\n- **Not measurably better" in block
+    )
     assert "random ranking (expected)" in block and "noise ceiling (half the seeds)" in block
     assert "`synthetic`: 6 targets x 12 sources, 234 transfer runs, 3 seeds per pair." in block
     update_readme(readme, results, gt, signal)

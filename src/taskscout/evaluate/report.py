@@ -235,6 +235,9 @@ def compute_signal(
 # --------------------------------------------------------------------------------------------------
 
 
+MAX_DECIMALS = 2
+
+
 def decimals_for(half_width: float) -> int:
     """Decimals that show a ± half-width with one significant digit (two when it starts with 1)."""
     if not (math.isfinite(half_width) and half_width > 0):
@@ -308,7 +311,7 @@ def results_table(results: Sequence[MethodResult], signal: BenchmarkSignal | Non
     """One row per method (sorted by quality), then the random and noise-ceiling rows, as strings.
 
     Columns: method, one ``mean ±half-width`` cell per metric of :data:`TABLE_METRICS` (95 %
-    bootstrap CI over targets; rounded per column to what the narrowest interval justifies), the
+    bootstrap CI over targets; each cell rounded to what its own interval justifies), the
     permutation p-value of :data:`PRIMARY` against random with ``*`` when significant after
     Benjamini-Hochberg correction over the methods, P2 time and storage per source, targets ranked.
     """
@@ -343,10 +346,11 @@ def results_table(results: Sequence[MethodResult], signal: BenchmarkSignal | Non
                 ceiling_row[m] = (s.get("mean", np.nan), _half_width(s))
             rows.append({**ceiling_row, "p": "", "p2": "–", "storage": "–", "targets": len(signal.ceiling)})
     frame = pd.DataFrame(rows)
+    # Each cell to what its own interval justifies (one column-wide precision set by the narrowest
+    # interval, the noise ceiling's, printed "1.76 ±1.28" for methods whose CI is points wide), and
+    # never more than MAX_DECIMALS: on 0-100 and -1..1 scales a narrower interval changes no reading.
     for m in TABLE_METRICS:
-        widths = [hw for _, hw in frame[m] if math.isfinite(hw) and hw > 0]
-        decimals = decimals_for(min(widths)) if widths else 2
-        frame[m] = [format_ci(mean, hw, decimals) for mean, hw in frame[m]]
+        frame[m] = [format_ci(mean, hw, min(decimals_for(hw), MAX_DECIMALS)) for mean, hw in frame[m]]
 
     def p_cell(method: str) -> str:
         if not method or signal is None:
@@ -676,6 +680,10 @@ def paired_p_value(better: MethodResult, worse: MethodResult, metric: str = PRIM
     return paired_method_p_value(a.to_numpy(), b.to_numpy(), metric)
 
 
+def _comparisons(n: int) -> str:
+    return "1 comparison" if n == 1 else f"{n} comparisons"
+
+
 def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal) -> list[str]:
     """Two sentences computed from the results (the recommendation and why), then the reliability one."""
     ordered = sort_by_quality(results)
@@ -737,7 +745,7 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
                     f"it is the cheapest ({cost} per source) that the best one ({best.method}, "
                     f"{mean_of(best):.1f}) does not beat measurably: {label} {mean_of(pick):.1f}, {versus}."
                 )
-        corrected = f"after correcting for {len(results)} comparisons"
+        corrected = f"after correcting for {_comparisons(len(results))}"
         sentences.append(
             f"Use **{pick.method}**: of the {len(winners)} methods that rank sources better than random "
             f"{corrected}, {why}"
@@ -754,9 +762,9 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
         top = ordered[0] if ordered else None
         raw = [r for r in ordered if signal.p_values.get(r.method, {}).get(PRIMARY, 1.0) < ALPHA]
         sentences.append(
-            f"No method ranks sources better than random on this ground truth once {len(results)} "
-            f"comparisons are accounted for, so none is recommended: a random ranking scores {label} "
-            f"{random:.1f} and the best method, {top.method if top else '–'}, "
+            "No method ranks sources better than random on this ground truth once "
+            f"{_comparisons(len(results))} are accounted for, so none is recommended: a random ranking "
+            f"scores {label} {random:.1f} and the best method, {top.method if top else '–'}, "
             f"{mean_of(top):.1f} (p = {format_p(signal.p_values.get(top.method, {}).get(PRIMARY, np.nan))}"
             f" uncorrected; {len(raw)} of {len(results)} methods have p < {ALPHA} before correction, "
             f"about {ALPHA * len(results):.1f} would by chance)."
@@ -782,6 +790,30 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
             "0 = they are seed noise)."
         )
     return sentences
+
+
+def verdict(results: Sequence[MethodResult], signal: BenchmarkSignal) -> list[str]:
+    """Every method sorted into "better than random" (after the FDR correction) and "not measurably
+    better", best first, with its mean and uncorrected p: the list a reader checks first."""
+    label = METRIC_LABELS[PRIMARY]
+
+    def item(r: MethodResult) -> str:
+        mean = r.summary.get(PRIMARY, {}).get("mean", float("nan"))
+        p = format_p(signal.p_values.get(r.method, {}).get(PRIMARY, float("nan")))
+        return f"{r.method} ({mean:.1f}, p {'< ' + p[1:] if p.startswith('<') else '= ' + p})"
+
+    ordered = sort_by_quality(results)
+    better = [item(r) for r in ordered if signal.significant(r.method)]
+    other = [item(r) for r in ordered if not signal.significant(r.method)]
+    random = signal.random.get(PRIMARY, float("nan"))
+    lines = [
+        f"**Better than random** ({label} {random:.1f}) after correction for {_comparisons(len(results))}: "
+        + (", ".join(better) if better else "none")
+        + "."
+    ]
+    if other:
+        lines.append("**Not measurably better than random**: " + ", ".join(other) + ".")
+    return lines
 
 
 def _markdown_inline(text: str):
@@ -856,6 +888,7 @@ def write_report(
         "n_methods": len(results),
         "n_permutations": signal.n_permutations,
         "headline": headline(results, gt, signal),
+        "verdict": verdict(results, signal),
         "primary": METRIC_LABELS[PRIMARY],
         "ceiling_random": f"{ceiling_random:.1f}" if math.isfinite(ceiling_random) else "–",
         "main_header": [TABLE_HEADER[c] for c in main.columns],
@@ -925,6 +958,7 @@ def update_readme(
         [
             README_START,
             " ".join(headline(results, gt, signal)),
+            "\n".join(f"- {line}" for line in verdict(results, signal)),
             f"Protocol `{gt.protocol.get('name', '?')}`: {len(gt.complete_targets())} targets x "
             f"{len(gt.sources)} sources, {runs} transfer runs{seeds}.",
             markdown_frame(results_table(results, signal), TABLE_HEADER),
