@@ -217,6 +217,8 @@ def test_write_report_pages(tmp_path, bench):
     text = md.read_text()
     assert text.startswith("# taskscout benchmark\n\nUse **cheap-good**")
     assert "\n\n- **Better than random** (NDCG" in text  # the verdict: a list of its own
+    assert "\n\n## Methods against random and against the noise ceiling\n\n| method |" in text
+    assert "\n\n## Per target\n\n" in text
     assert "| target | reliability |" in text
 
 
@@ -235,7 +237,13 @@ def test_update_readme_rewrites_only_its_block(tmp_path, bench):
         "old table" not in block and "Use **cheap-good**" in block and "\n- **Not measurably better" in block
     )
     assert "random ranking (expected)" in block and "noise ceiling (half the seeds)" in block
-    assert "`synthetic`: 6 targets x 12 sources, 234 transfer runs, 3 seeds per pair." in block
+    assert (
+        "protocol `synthetic`, 6 targets x 12 sources, 234 transfer runs (3 seeds per pair and for the "
+        "no-transfer baseline)." in block
+    )
+    assert "the no-transfer baseline).\n\n| method |" in block  # the table is a paragraph of its own
+    # The table's notes come with it (the report's words, from the same template).
+    assert "Benjamini-Hochberg correction over the 4 methods" in block
     update_readme(readme, results, gt, signal)
     assert readme.read_text() == text  # idempotent
     # No block (or only half of one): one clear error, and the file is left as it was.

@@ -863,6 +863,28 @@ def _seeds_per_pair(runs: pd.DataFrame) -> str:
     return str(high) if low == high else f"{low}-{high}"
 
 
+def _summary_context(
+    results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal, main: pd.DataFrame
+) -> dict[str, object]:
+    """What ``_summary.md.j2`` and ``_table_notes.md.j2`` need: shared by the report and the README
+    block, so both say the same things in the same words."""
+    ceiling_random = _summaries(signal.ceiling_random).get(PRIMARY, {}).get("mean", float("nan"))
+    return {
+        "protocol": gt.protocol.get("name", "?"),
+        "n_targets": len(gt.complete_targets()),
+        "n_sources": len(gt.sources),
+        "n_runs": len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?"),
+        "n_seeds": _seeds_per_pair(gt.runs) if gt.runs is not None else None,
+        "n_methods": len(results),
+        "n_permutations": signal.n_permutations,
+        "headline": headline(results, gt, signal),
+        "verdict": verdict(results, signal),
+        "primary": METRIC_LABELS[PRIMARY],
+        "ceiling_random": f"{ceiling_random:.1f}" if math.isfinite(ceiling_random) else "–",
+        "main_markdown": markdown_frame(main, TABLE_HEADER),
+    }
+
+
 def write_report(
     results: Sequence[MethodResult],
     gt: GroundTruth,
@@ -878,23 +900,11 @@ def write_report(
     main = results_table(results, signal)
     per_target = per_target_table(results, gt, signal)
     wins = wins_table(results) if results else pd.DataFrame()
-    ceiling_random = _summaries(signal.ceiling_random).get(PRIMARY, {}).get("mean", float("nan"))
     context = {
-        "protocol": gt.protocol.get("name", "?"),
-        "n_targets": len(gt.complete_targets()),
-        "n_sources": len(gt.sources),
-        "n_runs": len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?"),
-        "n_seeds": _seeds_per_pair(gt.runs) if gt.runs is not None else None,
-        "n_methods": len(results),
-        "n_permutations": signal.n_permutations,
-        "headline": headline(results, gt, signal),
-        "verdict": verdict(results, signal),
-        "primary": METRIC_LABELS[PRIMARY],
-        "ceiling_random": f"{ceiling_random:.1f}" if math.isfinite(ceiling_random) else "–",
+        **_summary_context(results, gt, signal, main),
         "main_header": [TABLE_HEADER[c] for c in main.columns],
         "main_rows": main.to_dict(orient="split")["data"],
         "reference_rows": int(main["method"].isin(REFERENCE_ROWS).sum()),
-        "main_markdown": markdown_frame(main, TABLE_HEADER),
         "per_target_header": list(per_target.columns),
         "per_target_rows": per_target.to_dict(orient="split")["data"],
         "per_target_markdown": markdown_frame(per_target),
@@ -948,21 +958,12 @@ def update_readme(
     gt: GroundTruth,
     signal: BenchmarkSignal,
 ) -> None:
-    """Replace the generated block of a README (between README_START and README_END) with the headline
-    and the main results table, so the README's numbers always come from the stored rankings."""
+    """Replace the generated block of a README (between README_START and README_END) with the headline,
+    the verdict, the main results table and its notes (the report's own words, from the same
+    templates), so the README's numbers always come from the stored rankings."""
     text, start, end = readme_block(path)
     results = sort_by_quality(results)
-    runs = len(gt.runs) if gt.runs is not None else gt.meta.get("runs", "?")
-    seeds = f", {_seeds_per_pair(gt.runs)} seeds per pair" if gt.runs is not None else ""
-    block = "\n\n".join(
-        [
-            README_START,
-            " ".join(headline(results, gt, signal)),
-            "\n".join(f"- {line}" for line in verdict(results, signal)),
-            f"Protocol `{gt.protocol.get('name', '?')}`: {len(gt.complete_targets())} targets x "
-            f"{len(gt.sources)} sources, {runs} transfer runs{seeds}.",
-            markdown_frame(results_table(results, signal), TABLE_HEADER),
-            README_END,
-        ]
-    )
+    context = _summary_context(results, gt, signal, results_table(results, signal))
+    generated = _environment().get_template("readme_block.md.j2").render(**context).strip()
+    block = f"{README_START}\n\n{generated}\n\n{README_END}"
     write_bytes(path, (text[:start] + block + text[end:]).encode("utf-8"))
