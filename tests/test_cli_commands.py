@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import taskscout
 from taskscout.cli.main import app
 from taskscout.data import catalog
+from taskscout.evaluate.quality import load_benchmark_quality
 from tests.conftest import make_task
 from tests.test_catalog import FakeSource
 from tests.test_cli import run
@@ -125,6 +126,10 @@ def test_rank_prints_table_and_writes_json_and_csv(built, tmp_path):
     result = invoke(*args, "--csv", str(out_csv), "--text-column", "words", "--label-column", "klass")
     assert result.exit_code == 0, result.output
     assert "src_a" in result.output and "src_b" in result.output and "ms per source" in result.output
+    # How good the method's rankings were on the packaged benchmark, with chance and noise beside it.
+    quality = load_benchmark_quality()
+    said = " ".join(result.output.split())
+    assert "How good is this ranking?" in said and quality.describe("textemb") in said
     ranking = taskscout.Ranking.from_json(out_json)
     assert ranking.target == "target" and ranking.method == "textemb" and len(ranking) == 2
     assert pd.read_csv(out_csv)["source"].tolist() == [s.source for s in ranking.sources]
@@ -163,6 +168,13 @@ def test_methods_lists_every_registered_method():
     for name in taskscout.list_methods():
         assert name in result.output
     assert "fusion:A+B" in result.output
+    quality = load_benchmark_quality()  # the benchmark's figure per method, chance and noise beside it
+    said = " ".join(result.output.split())
+    assert (
+        f"a random ranking scores {quality.random:.1f}, the noise ceiling is {quality.noise_ceiling:.1f}"
+        in said
+    )
+    assert f"{quality.methods['esm-logme'].mean:.1f}" in result.output
 
 
 def test_data_fetch_then_list_shows_it_fetched(tmp_path, monkeypatch):

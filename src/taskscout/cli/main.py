@@ -101,6 +101,7 @@ def rank(
     device: DeviceOpt = "auto",
 ) -> None:
     """Rank the pool's source tasks for TARGET: which dataset to fine-tune on first."""
+    from taskscout.evaluate.quality import load_benchmark_quality
     from taskscout.io import write_bytes, write_json
     from taskscout.ranking import rank as run_rank
 
@@ -155,6 +156,11 @@ def rank(
         f"[dim]embedding {t.get('embed_target', 0):.1f} s, scoring {t.get('score', 0) * 1000:.0f} ms "
         f"({t.get('score_per_source', 0) * 1000:.1f} ms per source), total {t.get('total', 0):.1f} s[/dim]"
     )
+    quality = load_benchmark_quality()
+    if quality is not None:
+        # A ranking figure means nothing without chance and noise beside it: say how well this method
+        # ranked where the truth is known, every time.
+        console.print(f"[bold]How good is this ranking?[/bold] {escape(quality.describe(result.method))}")
     for option, out, write in (
         ("--json", json_out, lambda path: write_json(path, result.to_dict())),
         ("--csv", csv_out, lambda path: write_bytes(path, result.to_pandas().to_csv(index=False).encode())),
@@ -233,24 +239,43 @@ def methods() -> None:
     """List the source-selection methods (built-in and plug-ins) with their P1 and P2 costs."""
     import warnings
 
+    from taskscout.evaluate.quality import load_benchmark_quality
     from taskscout.methods import plugin_problems, registry
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the problems are printed below, once
         found = registry()
+    quality = load_benchmark_quality()
     table = Table(title="Selection methods")
     for column in ("name", "pool entry", "what it does", "P1 (per source, once)", "P2 (per target)"):
         table.add_column(column)
+    if quality is not None:
+        table.add_column(quality.metric, justify="right")
+
+    def measured(name: str) -> list[str]:
+        if quality is None:
+            return []
+        q = quality.methods.get(name)
+        return [f"{q.mean:.1f}{' *' if q.significant else ''}" if q else "–"]
+
     for name, cls in sorted(found.items()):
-        table.add_row(name, cls.kind or "-", cls.description, cls.p1_cost, cls.p2_cost)
+        table.add_row(name, cls.kind or "-", cls.description, cls.p1_cost, cls.p2_cost, *measured(name))
     table.add_row(
         "fusion:A+B",
         "members'",
         "reciprocal rank fusion of methods A, B, ...",
         "the members'",
         "sum of the members'",
+        *measured(""),
     )
     console.print(table)
+    if quality is not None:
+        console.print(
+            f"{quality.metric}: mean over the {quality.n_targets} targets of benchmark `{quality.protocol}` "
+            f"({quality.n_sources} sources); a random ranking scores {quality.random:.1f}, the noise "
+            f"ceiling is {quality.noise_ceiling:.1f}; * = better than random after correcting for "
+            f"{len(quality.methods)} comparisons (README 'Results')."
+        )
     for problem in plugin_problems():
         err_console.print(f"[yellow]warning: {escape(problem)}[/yellow]")
 

@@ -1,6 +1,7 @@
 """Evaluation: transfer experiments, ranking metrics, signal measures, the benchmark and its reports.
 
-The metrics (:mod:`.metrics`) and signal measures (:mod:`.signal`) are available from here; they are
+The metrics (:mod:`.metrics`), signal measures (:mod:`.signal`) and the packaged benchmark summary
+(:mod:`.quality`) are available from here; they are
 imported on first use, so importing one module of this package does not pay for them (scoring of
 predictions lives in :mod:`taskscout.train.scoring`: lower layers use it).
 """
@@ -43,6 +44,9 @@ _EXPORTS = {
             "split_half_reliability",
         ),
         "taskscout.evaluate.signal",
+    ),
+    **dict.fromkeys(
+        ("BenchmarkQuality", "MethodQuality", "load_benchmark_quality"), "taskscout.evaluate.quality"
     ),
 }
 __all__ = sorted(_EXPORTS)

@@ -26,6 +26,7 @@ from taskscout.errors import TaskscoutError
 from taskscout.evaluate.benchmark import MethodResult
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import align_sources, bootstrap_ci, regret_at_k
+from taskscout.evaluate.quality import BenchmarkQuality, MethodQuality, p_phrase
 from taskscout.evaluate.signal import (
     lower_is_better,
     noise_ceiling,
@@ -37,7 +38,7 @@ from taskscout.evaluate.signal import (
     seed_table,
     split_half_reliability,
 )
-from taskscout.io import write_bytes
+from taskscout.io import write_bytes, write_json
 
 TABLE_METRICS = ("ndcg", "ndcg_vu", "regret@1", "regret@3", "regret@5", "rho", "spearman")
 METRIC_LABELS = {
@@ -799,8 +800,7 @@ def verdict(results: Sequence[MethodResult], signal: BenchmarkSignal) -> list[st
 
     def item(r: MethodResult) -> str:
         mean = r.summary.get(PRIMARY, {}).get("mean", float("nan"))
-        p = format_p(signal.p_values.get(r.method, {}).get(PRIMARY, float("nan")))
-        return f"{r.method} ({mean:.1f}, p {'< ' + p[1:] if p.startswith('<') else '= ' + p})"
+        return f"{r.method} ({mean:.1f}, {p_phrase(signal.p_values.get(r.method, {}).get(PRIMARY, np.nan))})"
 
     ordered = sort_by_quality(results)
     better = [item(r) for r in ordered if signal.significant(r.method)]
@@ -863,6 +863,35 @@ def _seeds_per_pair(runs: pd.DataFrame) -> str:
     return str(high) if low == high else f"{low}-{high}"
 
 
+def benchmark_quality(
+    results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal
+) -> BenchmarkQuality:
+    """The machine-readable summary of the results (``summary.json``; what ``taskscout rank`` and
+    ``taskscout methods`` show of a method when it is the packaged reference benchmark)."""
+    methods = {}
+    for r in results:
+        s = r.summary.get(PRIMARY, {})
+        methods[r.method] = MethodQuality(
+            method=r.method,
+            mean=float(s.get("mean", np.nan)),
+            ci_low=float(s.get("ci_low", np.nan)),
+            ci_high=float(s.get("ci_high", np.nan)),
+            p=float(signal.p_values.get(r.method, {}).get(PRIMARY, np.nan)),
+            significant=signal.significant(r.method),
+            targets=int(r.per_target[PRIMARY].notna().sum()) if len(r.per_target) else 0,
+        )
+    return BenchmarkQuality(
+        protocol=str(gt.protocol.get("name", "?")),
+        metric=METRIC_LABELS[PRIMARY],
+        n_targets=len(gt.complete_targets()),
+        n_sources=len(gt.sources),
+        random=float(signal.random.get(PRIMARY, np.nan)),
+        noise_ceiling=float(signal.ceiling_summary().get(PRIMARY, {}).get("mean", np.nan)),
+        mean_reliability=float(signal.mean_reliability),
+        methods=methods,
+    )
+
+
 def _summary_context(
     results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal, main: pd.DataFrame
 ) -> dict[str, object]:
@@ -893,7 +922,8 @@ def write_report(
     signal: BenchmarkSignal | None = None,
     n_permutations: int = 2000,
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths."""
+    """Write ``report.md``, ``report.html`` and ``summary.json`` (:func:`benchmark_quality`) into
+    ``out_dir``; returns the first two paths."""
     out_dir = Path(out_dir)
     results = sort_by_quality(results)
     signal = signal or compute_signal(results, gt, n_permutations=n_permutations)
@@ -924,6 +954,7 @@ def write_report(
     page = env.get_template("report.html.j2").render(**context, figures=figures)
     html_path = out_dir / "report.html"
     write_bytes(html_path, page.encode("utf-8"))
+    write_json(out_dir / "summary.json", benchmark_quality(results, gt, signal).to_dict())
     return md_path, html_path
 
 
