@@ -23,7 +23,9 @@ from taskscout.evaluate.report import (
     format_ci,
     format_duration_ms,
     headline,
+    main_methods,
     markdown_table,
+    recommend,
     results_table,
     update_readme,
     verdict,
@@ -180,7 +182,12 @@ def test_headline_treats_negligible_costs_as_equal_and_otherwise_takes_the_cheap
         ]
         signal = compute_signal(results, gt, n_permutations=300)
         assert all(signal.significant(r.method) for r in results)
-        return " ".join(headline(results, gt, signal))
+        text = " ".join(headline(results, gt, signal))
+        # The figures and the per-target picks follow the best and the recommended method.
+        chosen = recommend(results, signal).pick.method
+        assert [r.method for r in main_methods(results, signal)] == ["slow-best", chosen]
+        assert text.startswith(f"Use **{chosen}**: ")
+        return text
 
     # Both cheap ones cost nothing that matters (1,000 sources in under a minute) and the best does not
     # beat either measurably on 6 targets: the better of the two is recommended, not the cheaper.

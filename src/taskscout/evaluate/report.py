@@ -389,10 +389,16 @@ def markdown_table(results: Sequence[MethodResult], signal: BenchmarkSignal | No
     return markdown_frame(results_table(results, signal), TABLE_HEADER)
 
 
-def main_methods(results: Sequence[MethodResult]) -> list[MethodResult]:
-    """The handful of methods the figures follow: the best, ESM-LogME and the best TuPaTE variant."""
+def main_methods(
+    results: Sequence[MethodResult], signal: BenchmarkSignal | None = None
+) -> list[MethodResult]:
+    """The handful of methods the figures follow: the best, the recommended one (with ``signal``),
+    ESM-LogME and the best TuPaTE variant."""
     ordered = sort_by_quality(results)
     chosen: list[MethodResult] = ordered[:1]
+    recommendation = recommend(results, signal) if signal is not None else None
+    if recommendation is not None:
+        chosen.append(recommendation.pick)
     by_name = {r.method: r for r in ordered}
     if "esm-logme" in by_name:
         chosen.append(by_name["esm-logme"])
@@ -412,7 +418,7 @@ def per_target_table(
     """One row per target: reliability, baseline, best source and its gain, how many sources beat the
     baseline beyond seed noise, and each main method's first pick with its gain (points)."""
     rows = []
-    mains = main_methods(results)
+    mains = main_methods(results, signal)
     for t in gt.complete_targets():
         truth, base = gt.truth(t), gt.baseline(t)
         truth = {s: v for s, v in truth.items() if s != t}
@@ -583,7 +589,7 @@ def regret_curves(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     ks = list(ks)
-    for r in main_methods(results):
+    for r in main_methods(results, signal):
         means = []
         for k in ks:
             values = [regret_at_k(r.scores[t], gt.truth(t), gt.baseline(t), k, target=t) for t in r.scores]
@@ -685,29 +691,60 @@ def _comparisons(n: int) -> str:
     return "1 comparison" if n == 1 else f"{n} comparisons"
 
 
+def _mean(r: MethodResult) -> float:
+    return r.summary.get(PRIMARY, {}).get("mean", float("nan"))
+
+
+@dataclass
+class Recommendation:
+    """The method the report recommends and the evidence the headline cites.
+
+    Attributes:
+        pick: the recommended method.
+        best: the best method that beats random (by the primary metric).
+        winners: every method that beats random after the correction, best first.
+        paired: method -> one-sided paired p-value that ``best`` outranks it (winners but ``best``).
+        affordable: the candidates whose P2 cost counts as negligible.
+    """
+
+    pick: MethodResult
+    best: MethodResult
+    winners: list[MethodResult]
+    paired: dict[str, float]
+    affordable: list[MethodResult]
+
+
+def recommend(results: Sequence[MethodResult], signal: BenchmarkSignal) -> Recommendation | None:
+    """Quality per cost among the methods that beat random (``None`` when none does): of those the best
+    one does not beat measurably on the targets both rank (a paired test: overlapping CIs over targets
+    would hide that hard targets are hard for every method), the best of the negligibly cheap ones,
+    else the cheapest."""
+    winners = [r for r in sort_by_quality(results) if signal.significant(r.method)]
+    if not winners:
+        return None
+    best = winners[0]
+    paired = {r.method: paired_p_value(best, r) for r in winners if r is not best}
+    good = [best, *(r for r in winners if paired.get(r.method, 0.0) >= ALPHA)]
+    affordable = [r for r in good if r.p2_ms_per_source <= NEGLIGIBLE_MS_PER_SOURCE]
+    if affordable:
+        pick = max(affordable, key=lambda r: (_mean(r), -r.p2_ms_per_source))
+    else:
+        pick = min(good, key=lambda r: (r.p2_ms_per_source, -_mean(r)))
+    return Recommendation(pick, best, winners, paired, affordable)
+
+
 def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal) -> list[str]:
     """Two sentences computed from the results (the recommendation and why), then the reliability one."""
     ordered = sort_by_quality(results)
     label = METRIC_LABELS[PRIMARY]
     random = signal.random.get(PRIMARY, float("nan"))
-    winners = [r for r in ordered if signal.significant(r.method)]
+    recommendation = recommend(results, signal)
     sentences = []
+    mean_of = _mean
 
-    def mean_of(r: MethodResult) -> float:
-        return r.summary.get(PRIMARY, {}).get("mean", float("nan"))
-
-    if winners:
-        best = winners[0]
-        # Quality per cost: the cheapest significant method that the best one does not beat measurably
-        # on the targets both rank (a paired test: overlapping CIs over targets would hide that hard
-        # targets are hard for every method).
-        paired = {r.method: paired_p_value(best, r) for r in winners if r is not best}
-        good = [best, *(r for r in winners if paired.get(r.method, 0.0) >= ALPHA)]
-        affordable = [r for r in good if r.p2_ms_per_source <= NEGLIGIBLE_MS_PER_SOURCE]
-        if affordable:
-            pick = max(affordable, key=lambda r: (mean_of(r), -r.p2_ms_per_source))
-        else:
-            pick = min(good, key=lambda r: (r.p2_ms_per_source, -mean_of(r)))
+    if recommendation is not None:
+        pick, best, winners = recommendation.pick, recommendation.best, recommendation.winners
+        paired, affordable = recommendation.paired, recommendation.affordable
         cost = format_duration_ms(pick.p2_ms_per_source)
         if pick is best:
             cheaper = [r for r in winners if r.p2_ms_per_source < best.p2_ms_per_source]
@@ -938,7 +975,7 @@ def write_report(
         "per_target_header": list(per_target.columns),
         "per_target_rows": per_target.to_dict(orient="split")["data"],
         "per_target_markdown": markdown_frame(per_target),
-        "main_methods": [r.method for r in main_methods(results)],
+        "main_methods": [r.method for r in main_methods(results, signal)],
         "wins_header": list(wins.columns),
         "wins_rows": wins.to_dict(orient="split")["data"],
         "wins_markdown": markdown_frame(wins),
