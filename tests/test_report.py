@@ -206,13 +206,13 @@ def test_verdict_sorts_every_method_into_better_than_random_or_not(bench):
         better.startswith("**Better than random** (NDCG ") and "after correction for 4 comparisons" in better
     )
     # 500 permutations: the smallest p is 1 / 501.
-    assert better.endswith(": cheap-good (100.0, p = 0.002), oracle (100.0, p = 0.002).")
+    assert better.endswith(": `cheap-good` (100.0, p = 0.002), `oracle` (100.0, p = 0.002).")
     assert "reverse" in rest and "noise" not in better and "reverse" not in better
     assert rest.index("noise") < rest.index("reverse")  # best first
     worse = [r for r in results if r.method == "reverse"]
     lines = verdict(worse, compute_signal(worse, _gt, n_permutations=100))
     assert lines[0].endswith("1 comparison: none.")
-    assert lines[1].startswith("**Not measurably better than random**: reverse (")
+    assert lines[1].startswith("**Not measurably better than random**: `reverse` (")
 
 
 def test_write_report_pages(tmp_path, bench):
@@ -395,3 +395,22 @@ def test_seeds_per_pair_says_when_runs_are_still_missing():
     full = pd.DataFrame({"source": ["a", "a", "", ""], "target": ["t"] * 4, "seed": [0, 1, 0, 1]})
     assert _seeds_per_pair(full) == "2"
     assert _seeds_per_pair(full.iloc[1:]) == "1-2"  # source a has one seed so far
+
+
+def test_regret_curves_tell_methods_of_one_family_apart():
+    from taskscout.evaluate.report import regret_curves
+
+    gt = synthetic_ground_truth()
+    # esm-logme and esm-sgd-logme share the ESM colour; the recommended method and the papers' one
+    # must still be two distinguishable lines.
+    results = [
+        method_result("esm-sgd-logme", gt, lambda s, t: int(s[1:]), ms=5.0),
+        method_result("esm-logme", gt, lambda s, t: {"s10": 11, "s11": 10}.get(s, int(s[1:])), ms=8.0),
+    ]
+    fig = regret_curves(results, gt, compute_signal(results, gt, n_permutations=100))
+    lines = {
+        line.get_label(): (line.get_color(), line.get_marker(), str(line.get_linestyle()))
+        for line in fig.axes[0].get_lines()
+    }
+    assert lines["esm-sgd-logme"][0] == lines["esm-logme"][0]  # one family, one colour
+    assert lines["esm-sgd-logme"] != lines["esm-logme"]

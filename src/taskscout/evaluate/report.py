@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import math
 import zlib
 from collections.abc import Sequence
@@ -589,13 +590,17 @@ def regret_curves(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     ks = list(ks)
-    for r in main_methods(results, signal):
+    # Colour says the family; marker and line style tell apart two methods of one family (ESM-LogME
+    # and its SGD variant would otherwise be two identical blue lines).
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", (0, (1, 1)))]
+    for (marker, line), r in zip(itertools.cycle(styles), main_methods(results, signal)):
         means = []
         for k in ks:
             values = [regret_at_k(r.scores[t], gt.truth(t), gt.baseline(t), k, target=t) for t in r.scores]
             finite = [v for v in values if math.isfinite(v)]
             means.append(np.mean(finite) if finite else np.nan)
-        ax.plot(ks, means, marker="o", label=r.method, color=FAMILY_COLOURS.get(method_family(r.method)))
+        colour = FAMILY_COLOURS.get(method_family(r.method))
+        ax.plot(ks, means, marker=marker, linestyle=line, label=r.method, color=colour)
     random_mean = [signal.random.get(f"regret@{k}", np.nan) for k in ks]
     bands = [signal.random_range.get(f"regret@{k}", (np.nan, np.nan)) for k in ks]
     ax.plot(ks, random_mean, color="gray", linestyle="--", label="random ranking (95 % range)")
@@ -837,7 +842,8 @@ def verdict(results: Sequence[MethodResult], signal: BenchmarkSignal) -> list[st
 
     def item(r: MethodResult) -> str:
         mean = r.summary.get(PRIMARY, {}).get("mean", float("nan"))
-        return f"{r.method} ({mean:.1f}, {p_phrase(signal.p_values.get(r.method, {}).get(PRIMARY, np.nan))})"
+        p = p_phrase(signal.p_values.get(r.method, {}).get(PRIMARY, np.nan))
+        return f"`{r.method}` ({mean:.1f}, {p})"  # code: a name never wraps at its hyphens
 
     ordered = sort_by_quality(results)
     better = [item(r) for r in ordered if signal.significant(r.method)]
