@@ -1,6 +1,7 @@
 """The benchmark report: signal rows, rounding, headline, pages; and the real-browser check."""
 
 import functools
+import html
 import importlib.util
 import math
 import re
@@ -27,6 +28,7 @@ from taskscout.evaluate.report import (
     markdown_table,
     recommend,
     results_table,
+    transfer_summary,
     update_readme,
     verdict,
     write_report,
@@ -414,3 +416,15 @@ def test_regret_curves_tell_methods_of_one_family_apart():
     }
     assert lines["esm-sgd-logme"][0] == lines["esm-logme"][0]  # one family, one colour
     assert lines["esm-sgd-logme"] != lines["esm-logme"]
+
+
+def test_transfer_summary_says_what_the_seed_test_can_see_and_how_many_sources_gain(bench, tmp_path):
+    gt, results, signal = bench
+    text = transfer_summary(signal)
+    low = 100 * min(signal.detectable.values())
+    pairs = sum(len(g) for g in signal.gains.values())
+    positive = sum(int((g["gain"] > 0).sum()) for g in signal.gains.values())
+    assert text.startswith(f"With these seeds a paired test detects a mean gain of {low:.1f}-")
+    assert f"{positive} of {pairs} source-target pairs gain anything at all" in text
+    md, page = write_report(results, gt, tmp_path, signal=signal)
+    assert text in md.read_text() and html.escape(text, quote=False) in page.read_text()

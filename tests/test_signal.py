@@ -11,6 +11,7 @@ from scipy import stats
 from taskscout.evaluate.groundtruth import GroundTruth, read_runs
 from taskscout.evaluate.metrics import evaluate_ranking
 from taskscout.evaluate.signal import (
+    detectable_gain,
     noise_ceiling,
     paired_gain_tests,
     paired_method_p_value,
@@ -350,3 +351,25 @@ def test_signal_measures_are_exported_from_the_package():
     assert "split_half_reliability" in dir(evaluate)
     with pytest.raises(AttributeError):
         _ = evaluate.no_such_measure
+
+
+def test_detectable_gain_is_the_threshold_of_the_paired_gain_test():
+    # A source that is the baseline shifted by g on every seed leaves the pooled noise unchanged (the
+    # shift is its row effect), so the test's p crosses 0.05 exactly at the detectable gain.
+    rng = np.random.default_rng(3)
+    rows = {"": list(rng.normal(0.6, 0.01, 3))}
+    rows.update({f"s{i}": list(rng.normal(0.6, 0.01, 3)) for i in range(8)})
+
+    def p_at(gain: float) -> tuple[float, float]:
+        frame = table({**rows, "x": [v + gain for v in rows[""]]})
+        tests = paired_gain_tests(frame).set_index("source")
+        return detectable_gain(frame), float(tests.loc["x", "p"])
+
+    threshold, _ = p_at(0.0)
+    assert 0 < threshold < 0.1
+    assert p_at(threshold * 1.001)[1] < 0.05 < p_at(threshold * 0.999)[1]
+    assert p_at(threshold * 1.001)[0] == pytest.approx(threshold)  # independent of the shift
+    # Brute force: the formula t_{0.95, df} * sqrt(2 sigma2 / n).
+    sigma2, df = pooled_seed_noise(table(rows))
+    assert detectable_gain(table(rows)) == pytest.approx(stats.t.ppf(0.95, df) * math.sqrt(2 * sigma2 / 3))
+    assert math.isnan(detectable_gain(table({"": [0.5], "a": [0.6]})))  # one seed: no noise estimate

@@ -31,6 +31,7 @@ _EXPORTS = {
     **dict.fromkeys(
         (
             "NoiseCeiling",
+            "detectable_gain",
             "noise_ceiling",
             "paired_gain_tests",
             "paired_method_p_value",

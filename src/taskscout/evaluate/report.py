@@ -29,6 +29,7 @@ from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import align_sources, bootstrap_ci, regret_at_k
 from taskscout.evaluate.quality import BenchmarkQuality, MethodQuality, p_phrase
 from taskscout.evaluate.signal import (
+    detectable_gain,
     lower_is_better,
     noise_ceiling,
     paired_gain_tests,
@@ -114,6 +115,7 @@ class BenchmarkSignal:
         reliability: target -> split-half reliability of the source ordering (NaN without runs).
         ceiling: target -> noise-ceiling metrics; ``ceiling_random``: chance against the same halves.
         gains: target -> paired tests of every source against the baseline.
+        detectable: target -> smallest mean gain those tests call significant (p < 0.05, all seeds).
     """
 
     random: dict[str, float]
@@ -126,6 +128,7 @@ class BenchmarkSignal:
     gains: dict[str, pd.DataFrame]
     random_null: dict[str, dict[str, np.ndarray]] = field(repr=False, default_factory=dict)
     n_permutations: int = 0
+    detectable: dict[str, float] = field(default_factory=dict)
 
     @property
     def mean_reliability(self) -> float:
@@ -209,7 +212,7 @@ def compute_signal(
     adjusted = stats.false_discovery_control(list(primary.values())) if primary else []
     q_primary = dict(zip(primary, map(float, adjusted), strict=True))
 
-    reliability, ceiling, ceiling_random, gains = {}, {}, {}, {}
+    reliability, ceiling, ceiling_random, gains, detectable = {}, {}, {}, {}, {}
     for t in targets:
         table = seed_table(gt.runs, t) if gt.runs is not None else pd.DataFrame()
         reliability[t] = split_half_reliability(table, exclude=t) if not table.empty else float("nan")
@@ -218,6 +221,7 @@ def compute_signal(
             if c.metrics:
                 ceiling[t], ceiling_random[t] = c.metrics, c.random
             gains[t] = paired_gain_tests(table, exclude=t)
+            detectable[t] = detectable_gain(table, exclude=t)
     return BenchmarkSignal(
         random=random_mean,
         random_range=random_range,
@@ -229,6 +233,7 @@ def compute_signal(
         gains=gains,
         random_null={t: null_for(t, all_sources[t]) for t in targets},
         n_permutations=n_permutations,
+        detectable=detectable,
     )
 
 
@@ -411,6 +416,24 @@ def main_methods(
         if r not in unique:
             unique.append(r)
     return unique
+
+
+def transfer_summary(signal: BenchmarkSignal) -> str:
+    """One sentence under the per-target table: how large a gain the seed tests can see, against how
+    many sources gain at all, so a reader can tell "no source helps" from "the test cannot see it"."""
+    detectable = [100 * v for v in signal.detectable.values() if math.isfinite(v)]
+    tested = [g for g in signal.gains.values() if not g.empty]
+    if not detectable or not tested:
+        return ""
+    pairs = sum(len(g) for g in tested)
+    positive = sum(int((g["gain"] > 0).sum()) for g in tested)
+    losing = sum(1 for g in tested if g["gain"].median() < 0)
+    return (
+        f"With these seeds a paired test detects a mean gain of {min(detectable):.1f}-"
+        f"{max(detectable):.1f} points (p < {ALPHA}, by target); {positive} of {pairs} source-target pairs "
+        f"gain anything at all, and the median source loses to no transfer on {losing} of {len(tested)} "
+        "targets."
+    )
 
 
 def per_target_table(
@@ -981,6 +1004,7 @@ def write_report(
         "per_target_header": list(per_target.columns),
         "per_target_rows": per_target.to_dict(orient="split")["data"],
         "per_target_markdown": markdown_frame(per_target),
+        "transfer_summary": transfer_summary(signal),
         "main_methods": [r.method for r in main_methods(results, signal)],
         "wins_header": list(wins.columns),
         "wins_rows": wins.to_dict(orient="split")["data"],

@@ -30,6 +30,7 @@ from taskscout.evaluate.metrics import _scaled_exp2m1, align_sources, evaluate_r
 
 __all__ = [
     "NoiseCeiling",
+    "detectable_gain",
     "lower_is_better",
     "noise_ceiling",
     "paired_gain_tests",
@@ -471,6 +472,21 @@ def pooled_seed_noise(
     df = (rows - 1) * (seeds - 1)
     resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
     return float((resid**2).sum() / df), df
+
+
+def detectable_gain(
+    table: pd.DataFrame, *, exclude: str | Collection[str] | None = None, alpha: float = 0.05
+) -> float:
+    """The smallest mean gain over no transfer that :func:`paired_gain_tests` calls significant
+    (``p < alpha``, before the FDR correction) for a source with all of the table's seeds:
+    ``t_{1-alpha, df} sqrt(2 sigma2 / n)`` with the pooled seed noise ``(sigma2, df)`` and ``n`` seeds.
+    In the metric's units; NaN when the noise cannot be estimated. What separates "no source helps"
+    from "the test cannot see it"."""
+    sigma2, df = pooled_seed_noise(table, exclude=exclude)
+    n = table.shape[1]
+    if not (math.isfinite(sigma2) and df > 0 and n > 0):
+        return float("nan")
+    return float(stats.t.ppf(1 - alpha, df) * math.sqrt(2 * sigma2 / n))
 
 
 def paired_gain_tests(
