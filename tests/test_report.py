@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taskscout.evaluate.benchmark import MethodResult
+from taskscout.evaluate.benchmark import MethodResult, with_reused_costs
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import aggregate, evaluate_ranking
 from taskscout.evaluate.report import (
     README_END,
     README_START,
     compute_signal,
+    cost_note,
     decimals_for,
     format_bytes,
     format_ci,
@@ -199,6 +200,33 @@ def test_headline_treats_negligible_costs_as_equal_and_otherwise_takes_the_cheap
     # Above that cost, the cheapest method the best does not beat measurably.
     text = pick(near_ms=200.0, cheapest_ms=100.0)
     assert text.startswith("Use **cheapest**: ") and "it is the cheapest (100 ms per source)" in text
+
+
+def test_a_method_that_reuses_cached_work_is_charged_for_it(bench):
+    gt = bench[0]
+    measured = {
+        "logme-full": 5000.0,  # embeds the target with every source model
+        "frozen": 100.0,  # measured after it: the features were cached
+        "esm-logme": 8.0,
+        "tupate-bitfit": 300.0,
+        "tupate-lora": 310.0,
+        "tupate-prefix": 320.0,
+        "fusion:esm-logme+tupate-ensemble": 9.0,  # esm-logme + the ensemble's cosines
+        "curvegrad": 5.0,  # its reused TaskEmb tuning is not among the results
+        "no-such-plugin": 1.0,
+    }
+    results = [method_result(name, gt, lambda s, t: int(s[1:]), ms=ms) for name, ms in measured.items()]
+    cost = {r.method: (r.p2_ms_per_source, r.p2_reused) for r in with_reused_costs(results)}
+    assert cost["frozen"] == (5100.0, ("logme-full",))
+    assert cost["fusion:esm-logme+tupate-ensemble"] == (
+        9.0 + 300.0 + 310.0 + 320.0,
+        ("tupate-bitfit", "tupate-lora", "tupate-prefix"),
+    )
+    for unchanged in ("logme-full", "esm-logme", "tupate-lora", "curvegrad", "no-such-plugin"):
+        assert cost[unchanged] == (measured[unchanged], ())
+    note = cost_note(with_reused_costs(results))
+    assert "`frozen` + `logme-full`" in note and "`curvegrad`" not in note
+    assert cost_note(results).endswith("(a fusion: the sum of its members).")
 
 
 def test_verdict_sorts_every_method_into_better_than_random_or_not(bench):

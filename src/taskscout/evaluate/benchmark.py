@@ -8,9 +8,10 @@ other catalog task is a source. Rankings see exactly the target sample the trans
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,36 @@ class MethodResult:
     method: str
     per_target: pd.DataFrame  # one row per target: metric columns + p2 seconds
     summary: dict[str, dict[str, float]]
-    p2_ms_per_source: float
+    p2_ms_per_source: float  # measured; see with_reused_costs
     storage_bytes_per_source: float
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    p2_reused: tuple[str, ...] = ()  # methods whose P2 time is included in p2_ms_per_source
+
+
+def with_reused_costs(results: Sequence[MethodResult]) -> list[MethodResult]:
+    """The results with each method's P2 time as if it ran alone: its measured time plus that of the
+    methods whose cached work it reused (``SelectionMethod.p2_reuses``), when they are among ``results``.
+
+    Run after ``logme-full``, frozen transfer measures a few ms per source because the target's features
+    under every source model are already cached; on its own it pays the seconds of embedding them, and
+    that is the cost a user would see.
+    """
+    from taskscout.methods import get_method
+
+    measured = {r.method: r.p2_ms_per_source for r in results}
+    out = []
+    for r in results:
+        try:
+            reuses = tuple(get_method(r.method).p2_reuses)
+        except TaskscoutError:  # a plug-in method that is not installed here: its cost as measured
+            reuses = ()
+        added = tuple(m for m in reuses if m in measured and math.isfinite(measured[m]))
+        if not added:
+            out.append(r)
+            continue
+        total = r.p2_ms_per_source + sum(measured[m] for m in added)
+        out.append(replace(r, p2_ms_per_source=total, p2_reused=added))
+    return out
 
 
 class ScoreCache:

@@ -801,10 +801,10 @@ def headline(results: Sequence[MethodResult], gt: GroundTruth, signal: Benchmark
                 minutes = 1000 * NEGLIGIBLE_MS_PER_SOURCE / 60_000
                 wait = "a minute" if minutes == 1 else f"{minutes:g} minutes"
                 why = (
-                    f"it ranks best ({label} {mean_of(pick):.1f}, {cost} per source) of those that the best "
-                    f"one ({best.method}, {mean_of(best):.1f}, "
-                    f"{format_duration_ms(best.p2_ms_per_source)} per source) does not beat measurably "
-                    f"({versus}) and that rank 1,000 sources in under {wait}."
+                    f"it is the best of those that rank 1,000 sources in under {wait} ({label} "
+                    f"{mean_of(pick):.1f}, {cost} per source), and the best one overall, {best.method} "
+                    f"({mean_of(best):.1f}, {format_duration_ms(best.p2_ms_per_source)} per source), does "
+                    f"not rank measurably better ({versus})."
                 )
             else:
                 why = (
@@ -895,13 +895,15 @@ def _markdown_inline(text: str):
 
 
 def _breakable(text: str):
-    """A method name that may wrap only between its parts (after ``:`` and ``+``), never inside a
-    part's hyphenated name, so a fusion of four methods does not widen the table past the page."""
+    """A method or task name that may wrap only between its parts (after ``:``, ``+`` and ``_`` before a
+    letter, so a gain like "(+1.0)" stays whole), never
+    inside a hyphenated name, so a fusion of four methods or a column of long source names does not
+    widen a table past the page."""
     import re
 
     import markupsafe
 
-    parts = [p for p in re.split(r"(?<=[:+])", str(text)) if p]
+    parts = [p for p in re.split(r"(?<=[:+_])(?=[A-Za-z])", str(text)) if p]
     return markupsafe.Markup("<wbr>").join(
         markupsafe.Markup('<span class="part">{}</span>').format(p) for p in parts
     )
@@ -958,6 +960,29 @@ def benchmark_quality(
     )
 
 
+def cost_note(results: Sequence[MethodResult]) -> str:
+    """What the P2 time column includes, naming the methods whose time has another's reused work added
+    (:func:`~taskscout.evaluate.benchmark.with_reused_costs`)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in results:
+        if r.p2_reused:
+            groups.setdefault(r.p2_reused, []).append(r.method)
+    note = (
+        "P2 time / source: what ranking costs per source with the method on its own (a fusion: the sum of "
+        "its members)"
+    )
+    if not groups:
+        return note + "."
+    added = "; ".join(
+        f"{', '.join(f'`{m}`' for m in methods)} + {', '.join(f'`{m}`' for m in reused)}"
+        for reused, methods in groups.items()
+    )
+    return (
+        f"{note}, so a method that reuses another's cached work (the target embedded by each source model, "
+        f"a target tuning) has that method's time added: {added}."
+    )
+
+
 def _summary_context(
     results: Sequence[MethodResult], gt: GroundTruth, signal: BenchmarkSignal, main: pd.DataFrame
 ) -> dict[str, object]:
@@ -977,6 +1002,7 @@ def _summary_context(
         "primary": METRIC_LABELS[PRIMARY],
         "ceiling_random": f"{ceiling_random:.1f}" if math.isfinite(ceiling_random) else "–",
         "main_markdown": markdown_frame(main, TABLE_HEADER),
+        "cost_note": cost_note(results),
     }
 
 

@@ -169,6 +169,9 @@ class SelectionMethod:
     description: str = ""
     p1_cost: str = ""
     p2_cost: str = ""
+    # Methods whose cached P2 work this one reuses (e.g. the target embedded by every source model): run
+    # after them its measured P2 time leaves that work out, so reports add theirs to its cost.
+    p2_reuses: tuple[str, ...] = ()
     needs_base_model: bool = True  # compare entries with the target's encoder (False: metadata only)
 
     def build(self, task: Task, context: BuildContext, out_dir: Path, *, progress: bool = False) -> None:

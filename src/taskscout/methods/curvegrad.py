@@ -84,6 +84,7 @@ class CurveGrad(SelectionMethod):
     description = "similarity of fine-tuning loss-curve slopes (weak baseline; Bingel & Søgaard 2017)"
     p1_cost = "none beyond the (cached) source fine-tuning: reads its loss curve"
     p2_cost = "fine-tune the base encoder on the target (as the sources); O(10) per source"
+    p2_reuses = ("taskemb",)  # the same cached target fine-tuning
 
     def __init__(self, fractions: Sequence[float] = FRACTIONS, smoothing: float = SMOOTHING) -> None:
         self.fractions = tuple(float(f) for f in fractions)

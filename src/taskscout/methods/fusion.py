@@ -70,6 +70,8 @@ class RankFusion(SelectionMethod):
                 )
         self.members = list(members)
         self.name = "fusion:" + "+".join(m.name for m in self.members)
+        names = [m.name for m in self.members]
+        self.p2_reuses = tuple(dict.fromkeys(r for m in self.members for r in m.p2_reuses if r not in names))
 
     def score(self, target: Target, entries: list[PoolEntry], *, progress: bool = False) -> MethodScores:
         """Each member's loop over its own kind of entries, then the fusion of their rankings."""

@@ -353,6 +353,7 @@ class SourceModelMethod(SelectionMethod):
 
     kind = SOURCE_MODEL_KIND
     p1_cost = "fine-tune the base encoder per source (cached, shared with ESM-LogME); entry is a pointer"
+    p2_reuses = ("logme-full",)  # the target's outputs under each source model are cached per weights
     needs_classification_target: bool = False
     needs_classification_source: bool = False
 
@@ -425,6 +426,7 @@ class LogMEFull(SourceModelMethod):
         "LogME of the target embedded by each fine-tuned source model (the reference ESM-LogME approximates)"
     )
     p2_cost = _P2_LOAD + "; exact LogME, O(N D^2)"
+    p2_reuses = ()
 
     def score_outputs(self, outputs: SourceOutputs, task: Task) -> float:
         return logme(outputs.features, task.labels, regression=not task.is_classification)

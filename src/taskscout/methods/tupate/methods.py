@@ -167,6 +167,7 @@ class TuPaTEEnsemble(SelectionMethod):
     description = "mean of the BitFit, LoRA and prefix TuPaTE cosines"
     p1_cost = "the three TuPaTE P1 steps (three PEFT tunings per source)"
     p2_cost = "three PEFT tunings of the target, then three cosines per source"
+    p2_reuses = ("tupate-bitfit", "tupate-lora", "tupate-prefix")  # their cached target tunings
 
     def __init__(self, config: TuPaTEConfig | None = None, stage: str = "early") -> None:
         self.members: tuple[TuPaTE, ...] = (
