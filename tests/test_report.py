@@ -407,7 +407,12 @@ def test_transfer_export_writes_paired_test_summary(tmp_path):
     runs = committed.with_suffix(".runs.csv")
     out = tmp_path / "gt.json"
     args = ["transfer", "--benchmark", "--restore", str(runs), "--export-only", "--export", str(out)]
-    result = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "runs.sqlite")])
+    db = ["--db", str(tmp_path / "runs.sqlite")]
+    # The reference protocol is v2: small-v1's runs are refused for it, with the protocol to pass.
+    refused = CliRunner().invoke(app, [*args, *db])
+    assert refused.exit_code != 0 and "only of small-v1: pass --protocol" in str(refused.exception)
+    assert not out.exists()
+    result = CliRunner().invoke(app, [*args, *db, "--protocol", "small-v1"])
     assert result.exit_code == 0, result.output
     exported, original = read_json(out), read_json(committed)
     assert exported["records"] == original["records"]

@@ -12,6 +12,7 @@ from taskscout.evaluate.transfer import (
     ResultStore,
     TransferProtocol,
     aggregate_runs,
+    get_protocol,
     plan_runs,
     run_transfer,
     target_samples,
@@ -284,6 +285,13 @@ def test_runs_save_and_restore(tmp_path, protocol):
     assert other.done(protocol) == {(BASELINE, "t", 0), ("s", "t", 0)}
     frame = other.frame(protocol)
     assert sorted(frame["main"]) == [0.5, 0.6]
+    # Checked against a protocol, a file of another one is refused and nothing is added.
+    other_protocol = get_protocol("v2")
+    third = ResultStore(tmp_path / "c.sqlite")
+    with pytest.raises(TaskscoutError, match=f"holds no run of protocol '{other_protocol.name}'.*only of"):
+        third.restore(tmp_path / "runs.csv", other_protocol)
+    assert third.frame().empty
+    assert third.restore(tmp_path / "runs.csv", protocol) == 2
 
 
 def test_wins_table_names_the_best_method_per_target():

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from taskscout.evaluate.suites import REFERENCE_PROTOCOL
+
 console = Console()
 
 # Kept here, not in taskscout.devices, because that module imports torch and the CLI starts without it.
@@ -47,7 +49,7 @@ def transfer(
     benchmark: Annotated[
         bool, typer.Option(help="Use the benchmark suite's sources and targets for --protocol.")
     ] = False,
-    protocol: ProtocolOpt = "small-v1",
+    protocol: ProtocolOpt = REFERENCE_PROTOCOL,
     db: Annotated[Path | None, typer.Option(help="SQLite results file (default: $TASKSCOUT_HOME).")] = None,
     export: Annotated[
         Path | None, typer.Option(help="Write the aggregated ground-truth JSON here after.")
@@ -142,7 +144,7 @@ def transfer(
             raise _Deadline
 
     if restore is not None:
-        console.print(f"restored {store.restore(restore)} runs from {restore}")
+        console.print(f"restored {store.restore(restore, chosen)} runs from {restore}")
     if export_only:
         if not export:
             raise typer.BadParameter("--export-only needs --export PATH")
@@ -240,7 +242,7 @@ def evaluate(
     method: Annotated[str, typer.Option(help="Selection method.")] = "esm-logme",
     pool: PoolOpt = None,
     ground_truth: GroundTruthOpt = None,
-    protocol: ProtocolOpt = "small-v1",
+    protocol: ProtocolOpt = REFERENCE_PROTOCOL,
 ) -> None:
     """Score one method's rankings against the ground truth, per target and averaged."""
     from taskscout.evaluate.benchmark import catalog_loader, evaluate_method
@@ -299,7 +301,7 @@ def bench(
     ] = None,
     pool: PoolOpt = None,
     ground_truth: GroundTruthOpt = None,
-    protocol: ProtocolOpt = "small-v1",
+    protocol: ProtocolOpt = REFERENCE_PROTOCOL,
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports"),
     scores: Annotated[
         Path | None,

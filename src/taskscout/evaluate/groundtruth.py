@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from taskscout.errors import DataError
+from taskscout.evaluate.suites import REFERENCE_PROTOCOL
 from taskscout.io import write_json
 
 # Shipped inside the package so `taskscout bench` works from any installation, not only a checkout.
@@ -111,5 +112,5 @@ def read_runs(path: str | Path, records: pd.DataFrame | None = None) -> pd.DataF
     return frame.reset_index(drop=True)
 
 
-def default_ground_truth_path(protocol: str = "small-v1") -> Path:
+def default_ground_truth_path(protocol: str = REFERENCE_PROTOCOL) -> Path:
     return GROUND_TRUTH_DIR / f"{protocol}.json"

@@ -234,19 +234,32 @@ class ResultStore:
         "created",
     )
 
-    def restore(self, path: str | Path) -> int:
+    def restore(self, path: str | Path, protocol: TransferProtocol | None = None) -> int:
         """Add the runs of a CSV written by :meth:`save_runs` that the store lacks; returns how many.
 
         The committed runs file lets a new machine continue a benchmark instead of starting over. The
         source-model evaluations saved beside it (``NAME.sources.csv``) are restored too when present.
+        With ``protocol``, a file that holds no run of it is refused before anything is added (restoring
+        small-v1's runs for a v2 export would otherwise export an empty ground truth without a word).
         """
-        added = self._restore_table(Path(path), "runs", self.COLUMNS)
+        path = Path(path)
+        runs = self._read_table(path, self.COLUMNS)
+        if protocol is not None and len(runs) and not (runs["protocol_hash"] == protocol.hash()).any():
+            held = ", ".join(sorted(set(runs["protocol"].astype(str))))
+            raise TaskscoutError(
+                f"runs file {path} holds no run of protocol {protocol.name!r} (hash {protocol.hash()}), "
+                f"only of {held}: pass --protocol to match it"
+            )
+        added = self._restore_table(runs, "runs", self.COLUMNS)
         sources = sources_path(path)
         if sources.exists():
-            self._restore_table(sources, "source_models", self.SOURCE_COLUMNS)
+            self._restore_table(
+                self._read_table(sources, self.SOURCE_COLUMNS), "source_models", self.SOURCE_COLUMNS
+            )
         return added
 
-    def _restore_table(self, path: Path, table: str, columns: tuple[str, ...]) -> int:
+    @staticmethod
+    def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         try:
             frame = pd.read_csv(path, keep_default_na=False, dtype={"source": str, "target": str})
         except (OSError, ValueError) as exc:
@@ -254,6 +267,9 @@ class ResultStore:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise TaskscoutError(f"runs file {path} lacks columns {', '.join(missing)}")
+        return frame
+
+    def _restore_table(self, frame: pd.DataFrame, table: str, columns: tuple[str, ...]) -> int:
         before = self._conn.total_changes
         names, marks = ", ".join(columns), ", ".join("?" * len(columns))
         with self._conn:
