@@ -145,7 +145,7 @@ def test_rank_prints_table_and_writes_json_and_csv(built, tmp_path):
 
 def test_rank_with_top_and_an_unknown_method(built, tmp_path, monkeypatch, capsys):
     target = _write(make_task("target", n=40, seed=9), tmp_path / "target.csv")
-    top = invoke("rank", target, "--pool", str(built), "--method", "textemb", "--top", "1")
+    top = invoke("rank", target, "--pool", str(built), "-m", "textemb", "--top", "1")  # -m as in bench
     assert top.exit_code == 0 and top.output.count("src_") == 1
     code, out, err = run(monkeypatch, capsys, "rank", target, "--pool", str(built), "--method", "nope")
     assert code != 0 and "unknown method 'nope'" in err and "Traceback" not in out + err

@@ -239,7 +239,7 @@ def write_ground_truth(store, protocol, path: Path, sources: list[str], targets:
 
 
 def evaluate(
-    method: Annotated[str, typer.Option(help="Selection method.")] = "esm-logme",
+    method: Annotated[str, typer.Option("--method", "-m", help="Selection method.")] = "esm-logme",
     pool: PoolOpt = None,
     ground_truth: GroundTruthOpt = None,
     protocol: ProtocolOpt = REFERENCE_PROTOCOL,

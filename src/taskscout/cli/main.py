@@ -80,7 +80,9 @@ def rank(
         typer.Argument(help="Target task: a CSV/TSV/JSON(L)/Parquet file, catalog:NAME, or hf:ID[:CONFIG]."),
     ] = DEFAULT_TARGET,
     pool: Annotated[Path | None, typer.Option(help="Pool directory (default: the built-in pool).")] = None,
-    method: Annotated[str, typer.Option(help="Selection method (see `taskscout methods`).")] = "esm-logme",
+    method: Annotated[
+        str, typer.Option("--method", "-m", help="Selection method (see `taskscout methods`).")
+    ] = "esm-logme",
     model: Annotated[str | None, typer.Option(help="Base encoder (default: the pool's).")] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show only the best K sources (K >= 1).")] = None,
     json_out: Annotated[
