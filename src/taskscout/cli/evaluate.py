@@ -328,7 +328,7 @@ def bench(
     unchanged, so re-running after the ground truth grows, or adding a fusion, costs seconds.
     """
     from taskscout.errors import PoolError, TaskscoutError
-    from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method, with_reused_costs
+    from taskscout.evaluate.benchmark import ScoreCache, catalog_loader, evaluate_method
     from taskscout.evaluate.groundtruth import GroundTruth, default_ground_truth_path
     from taskscout.evaluate.report import (
         compute_signal,
@@ -365,7 +365,6 @@ def bench(
     if not results:
         where = f"pool {opened.path}" if opened else f"the rankings stored in {scores_path}"
         raise PoolError(f"no method could be evaluated on {where}; build entries with `taskscout pool build`")
-    results = with_reused_costs(results)
     signal = compute_signal(results, gt)
     md, page = write_report(results, gt, out, signal=signal)
     console.print(markdown_table(results, signal))

@@ -88,13 +88,17 @@ def with_reused_costs(results: Sequence[MethodResult]) -> list[MethodResult]:
 
     Run after ``logme-full``, frozen transfer measures a few ms per source because the target's features
     under every source model are already cached; on its own it pays the seconds of embedding them, and
-    that is the cost a user would see.
+    that is the cost a user would see. Idempotent: a result already charged is kept as it is, so every
+    report entry point can apply it.
     """
     from taskscout.methods import get_method
 
-    measured = {r.method: r.p2_ms_per_source for r in results}
+    measured = {r.method: r.p2_ms_per_source for r in results if not r.p2_reused}
     out = []
     for r in results:
+        if r.p2_reused:  # already charged
+            out.append(r)
+            continue
         try:
             reuses = tuple(get_method(r.method).p2_reuses)
         except TaskscoutError:  # a plug-in method that is not installed here: its cost as measured

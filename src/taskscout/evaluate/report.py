@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from taskscout.errors import TaskscoutError
-from taskscout.evaluate.benchmark import MethodResult
+from taskscout.evaluate.benchmark import MethodResult, with_reused_costs
 from taskscout.evaluate.groundtruth import GroundTruth
 from taskscout.evaluate.metrics import align_sources, bootstrap_ci, regret_at_k
 from taskscout.evaluate.quality import BenchmarkQuality, MethodQuality, p_phrase
@@ -392,7 +392,7 @@ def markdown_frame(frame: pd.DataFrame, header: dict[str, str] | None = None) ->
 
 def markdown_table(results: Sequence[MethodResult], signal: BenchmarkSignal | None = None) -> str:
     """The main results table in Markdown (the README's "Results" table)."""
-    return markdown_frame(results_table(results, signal), TABLE_HEADER)
+    return markdown_frame(results_table(with_reused_costs(results), signal), TABLE_HEADER)
 
 
 def main_methods(
@@ -1017,7 +1017,7 @@ def write_report(
     """Write ``report.md``, ``report.html`` and ``summary.json`` (:func:`benchmark_quality`) into
     ``out_dir``; returns the first two paths."""
     out_dir = Path(out_dir)
-    results = sort_by_quality(results)
+    results = sort_by_quality(with_reused_costs(results))
     signal = signal or compute_signal(results, gt, n_permutations=n_permutations)
     main = results_table(results, signal)
     per_target = per_target_table(results, gt, signal)
@@ -1086,7 +1086,7 @@ def update_readme(
     the verdict, the main results table and its notes (the report's own words, from the same
     templates), so the README's numbers always come from the stored rankings."""
     text, start, end = readme_block(path)
-    results = sort_by_quality(results)
+    results = sort_by_quality(with_reused_costs(results))
     context = _summary_context(results, gt, signal, results_table(results, signal))
     generated = _environment().get_template("readme_block.md.j2").render(**context).strip()
     block = f"{README_START}\n\n{generated}\n\n{README_END}"
